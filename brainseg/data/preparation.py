@@ -1,0 +1,137 @@
+"""Discovery, validation and MIP caching of a whole dataset, on all cores.
+
+This is the one path from a dataset folder to cached projections: the DataModule and
+``scripts/preprocess.py`` both call :func:`prepare_dataset`. Bad cases are reported with a
+one-line reason each; ``on_bad_case`` decides whether they are skipped or stop the run.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from brainseg.data.cache import MipCache, cache_key
+from brainseg.data.discovery import CaseRecord, discover_cases
+from brainseg.data.nifti import DEFAULT_MAX_VOXELS, BadCaseError
+from brainseg.data.projection import Projection, project_case
+
+log = logging.getLogger(__name__)
+
+BAD_CASE_POLICIES = ("skip", "fail")
+MIN_CASES_PER_WORKER = 8  # below this a worker process costs more to start than it saves
+# What changes the cached pixels; anything here invalidates old PNGs when it changes.
+PROJECTION_SETTINGS = {"projection": "mip", "axis": "S", "orientation": "radiological"}
+
+
+class BadDatasetError(RuntimeError):
+    """Raised under ``on_bad_case=fail``; the message lists each bad file on its own line."""
+
+
+@dataclass
+class PreparedDataset:
+    """Projections of the usable cases, and why the others were left out."""
+
+    projections: dict[str, Projection] = field(default_factory=dict)
+    records: dict[str, CaseRecord] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)  # file -> one-line reason
+    warnings: list[str] = field(default_factory=list)
+    newly_cached: int = 0
+
+    def summary(self) -> str:
+        reused = len(self.projections) - self.newly_cached
+        return (
+            f"{len(self.projections)} cases ready ({self.newly_cached} projected, {reused} from cache), "
+            f"{len(self.skipped)} skipped"
+        )
+
+
+def _prepare_case(record: CaseRecord, cache_root: str, affine_tolerance: float, max_voxels: int):
+    """Worker: cached projection of one case, or the one-line reason it is unusable."""
+    cache = MipCache(cache_root)
+    try:
+        key = cache_key(record, PROJECTION_SETTINGS)
+        cached = cache.load(record.case_id, key)
+        if cached is not None:
+            return record, cached, None, False
+        projection = project_case(record, affine_tolerance, max_voxels)
+        cache.store(record.case_id, key, projection)
+        return record, projection, None, True
+    except BadCaseError as error:
+        return record, None, error, False
+    except (OSError, ValueError, MemoryError) as error:  # anything else is still one line, naming the case
+        return record, None, BadCaseError(record.image_path, f"{type(error).__name__}: {error}"), False
+
+
+def select_shard(cases: list[CaseRecord], shard: int, num_shards: int) -> list[CaseRecord]:
+    """Every ``num_shards``-th case of the sorted list, starting at ``shard``: disjoint shards."""
+    if not 0 <= shard < num_shards:
+        raise ValueError(f"shard must be in [0, {num_shards}), got {shard}")
+    ordered = sorted(cases, key=lambda record: record.case_id)
+    return ordered[shard::num_shards]
+
+
+def prepare_dataset(
+    root: str | Path,
+    cache_dir: str | Path,
+    on_bad_case: str = "skip",
+    workers: int | None = None,
+    affine_tolerance: float = 1e-3,
+    max_voxels: int = DEFAULT_MAX_VOXELS,
+    shard: int = 0,
+    num_shards: int = 1,
+    progress: bool = True,
+) -> PreparedDataset:
+    """Discover, validate, project and cache every case under ``root``.
+
+    Args:
+        root: dataset folder (see :mod:`brainseg.data.discovery` for the layouts).
+        cache_dir: where the MIP PNGs go.
+        on_bad_case: 'skip' leaves bad cases out with a warning; 'fail' raises after listing all.
+        workers: processes to use; defaults to all cores.
+        shard, num_shards: prepare only this shard of the sorted cases (cluster preprocessing).
+
+    Raises:
+        BadDatasetError: under 'fail', if any case or file is unusable.
+    """
+    if on_bad_case not in BAD_CASE_POLICIES:
+        raise ValueError(f"on_bad_case must be one of {BAD_CASE_POLICIES}, got {on_bad_case!r}")
+    discovery = discover_cases(root)
+    prepared = PreparedDataset(skipped=dict(discovery.problems))
+    cases = select_shard(discovery.cases, shard, num_shards)
+    workers = max(1, min(workers or os.cpu_count() or 1, len(cases) // MIN_CASES_PER_WORKER))
+    arguments = [(record, str(cache_dir), affine_tolerance, max_voxels) for record in cases]
+    bar = tqdm(total=len(cases), desc="Preparing MIPs", unit="case", disable=not progress or not cases, leave=False)
+    if workers == 1:
+        results = (_prepare_case(*args) for args in arguments)
+        _collect(results, prepared, bar)
+    else:
+        context = multiprocessing.get_context("spawn")  # no fork of a process holding torch threads
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            _collect(pool.map(_prepare_case, *zip(*arguments), chunksize=4), prepared, bar)
+    bar.close()
+    for message in prepared.warnings:
+        log.warning(message)
+    for path, reason in prepared.skipped.items():
+        log.warning("skipped %s: %s", path, reason)
+    if prepared.skipped and on_bad_case == "fail":
+        lines = "\n".join(f"  {path}: {reason}" for path, reason in prepared.skipped.items())
+        raise BadDatasetError(f"{len(prepared.skipped)} bad file(s) under data.on_bad_case=fail:\n{lines}")
+    return prepared
+
+
+def _collect(results, prepared: PreparedDataset, bar) -> None:
+    for record, projection, error, newly in results:
+        bar.update()
+        if error is not None:
+            prepared.skipped[error.path] = error.problem
+            continue
+        prepared.projections[record.case_id] = projection
+        prepared.records[record.case_id] = record
+        prepared.warnings.extend(projection.warnings)
+        prepared.newly_cached += int(newly)

@@ -1,0 +1,116 @@
+"""LightningModule: the U-Net with its loss, torchmetrics Dice and IoU, and its optimizer.
+
+Probabilities are the sigmoid of the logits, applied once (the losses do it internally);
+``threshold`` applies to probabilities. The metrics receive thresholded INTEGER masks: given a
+float (N, 1, H, W) probability map, torchmetrics' ``DiceScore`` would take an argmax over the
+single channel, see all zeros and read 0 forever.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+from torchmetrics.segmentation import DiceScore, MeanIoU
+
+STAGES = ("train", "val", "test")
+
+
+def check_binary_target(target: torch.Tensor) -> None:
+    """Refuse masks that are not {0, 1}: e.g. masks normalized like images into {-1, 1}."""
+    if ((target != 0) & (target != 1)).any():
+        values = torch.unique(target)[:6].tolist()
+        raise ValueError(f"masks must hold only 0 and 1, got values {values}; masks must never be normalized")
+
+
+def make_metrics() -> nn.ModuleDict:
+    """Per-image Dice and IoU of the brain class; an image whose mask and prediction are both
+    empty is left out of the mean (torchmetrics' NaN handling), rather than scored 0 or 1."""
+    return nn.ModuleDict(
+        {
+            "dice": DiceScore(num_classes=2, include_background=False, input_format="index", average="micro"),
+            "iou": MeanIoU(num_classes=2, include_background=False, input_format="index"),
+        }
+    )
+
+
+class SegmentationModule(pl.LightningModule):
+    """Trains a network that outputs logits for a binary brain mask.
+
+    Args:
+        net: the network (logits out), e.g. :class:`brainseg.models.UNet`.
+        loss: a loss on logits and {0, 1} targets (:mod:`brainseg.losses`).
+        optimizer: a partial optimizer, called with ``params=``.
+        scheduler: Lightning's lr-scheduler dict whose ``scheduler`` is a partial called with
+            ``optimizer=``, plus ``monitor``/``interval``; ``None`` or a ``None`` scheduler for none.
+        threshold: probability above which a pixel is brain. Defaults to 0.5.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        loss: nn.Module,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: dict | None = None,
+        threshold: float = 0.5,
+    ):
+        super().__init__()
+        if not 0.0 < threshold < 1.0:
+            raise ValueError(f"model.threshold applies to probabilities and must be in (0, 1), got {threshold}")
+        self.save_hyperparameters(ignore=["net", "loss", "optimizer", "scheduler"], logger=False)
+        self.net = net
+        self.loss = loss
+        self.optimizer_factory = optimizer
+        self.scheduler_config = dict(scheduler) if scheduler else None
+        self.threshold = threshold
+        self.metrics = nn.ModuleDict({stage: make_metrics() for stage in ("fit", "val", "test")})
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """Logits of the brain class, shape (N, 1, H, W)."""
+        return self.net(image)
+
+    def predict_mask(self, logits: torch.Tensor) -> torch.Tensor:
+        """Integer {0, 1} masks (N, H, W) from logits: sigmoid once, then the threshold."""
+        return (torch.sigmoid(logits.float()) > self.threshold).long().squeeze(1)
+
+    def _step(self, batch: dict, stage: str) -> torch.Tensor:
+        image, target = batch["image"], batch["mask"]
+        check_binary_target(target)
+        logits = self(image)
+        loss = self.loss(logits, target)
+        prediction, truth = self.predict_mask(logits), target.long().squeeze(1)
+        metrics = self.metrics["fit" if stage == "train" else stage]
+        size = image.shape[0]
+        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True, batch_size=size)
+        for name, metric in metrics.items():
+            metric(prediction, truth)
+            self.log(f"{stage}/{name}", metric, on_step=False, on_epoch=True, prog_bar=name == "dice", batch_size=size)
+        return loss
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._step(batch, "test")
+
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(params=self.parameters())
+        if not self.scheduler_config or self.scheduler_config.get("scheduler") is None:
+            return optimizer
+        schedule = dict(self.scheduler_config)
+        schedule["scheduler"] = schedule["scheduler"](optimizer=optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": schedule}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Make the checkpoint self-describing: network, threshold and preprocessing, as plain types."""
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        checkpoint["brainseg"] = {
+            "net": {"name": type(self.net).__name__, **getattr(self.net, "config", {})},
+            "threshold": self.threshold,
+            "preprocessing": datamodule.preprocessing() if hasattr(datamodule, "preprocessing") else None,
+        }

@@ -1,0 +1,77 @@
+"""Training: compose the objects a config names, fit, test the best checkpoint, write metrics.json.
+
+No logic of its own beyond wiring; each concept lives in its own module.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytorch_lightning as pl
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from brainseg.baseline import score_baseline
+from brainseg.config import check_config, instantiate_keyed, resolve_checkpoint
+from brainseg.hparams import log_hparams
+
+log = logging.getLogger(__name__)
+
+# Columns of TensorBoard's HParams table, and the minimum content of metrics.json.
+REPORTED_METRICS = (
+    "train/loss",
+    "val/loss",
+    "val/dice",
+    "val/iou",
+    "test/loss",
+    "test/dice",
+    "test/iou",
+    "test/dice_baseline",
+)
+
+
+def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, pl.LightningModule, pl.Trainer]:
+    """The datamodule, model and trainer a config describes (nothing runs yet)."""
+    check_config(cfg)
+    if cfg.get("seed") is not None:
+        pl.seed_everything(cfg.seed, workers=True)
+    datamodule = instantiate(cfg.data)
+    model = instantiate(
+        cfg.model,
+        loss=instantiate(cfg.loss),
+        optimizer=instantiate(cfg.optimizer),
+        scheduler=instantiate(cfg.scheduler, _convert_="all"),
+    )
+    trainer = instantiate(cfg.trainer, callbacks=instantiate_keyed(cfg.get("callbacks")), logger=instantiate_keyed(cfg.get("logger")) or False)
+    return datamodule, model, trainer
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Train, test the best checkpoint, write ``metrics.json`` in the run folder, return the metrics."""
+    datamodule, model, trainer = build(cfg)
+    log_hparams(trainer, cfg, REPORTED_METRICS)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=resolve_checkpoint(cfg.get("ckpt_path"), cfg.paths.output_dir))
+    metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
+
+    if cfg.get("test") and not trainer.fast_dev_run:
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        if not best:
+            log.warning("no best checkpoint was saved; testing the current weights")
+        trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
+        metrics.update({name: float(value) for name, value in trainer.callback_metrics.items()})
+        baseline = score_baseline(datamodule.cases["train"], datamodule.cases["test"])
+        metrics.update(baseline)
+        for logger in trainer.loggers:
+            logger.log_metrics(baseline, step=trainer.global_step)
+        metrics["best_checkpoint"] = best
+
+    if trainer.is_global_zero:
+        output = Path(cfg.paths.output_dir) / "metrics.json"
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps(dict(sorted(metrics.items())), indent=2) + "\n")
+        log.info("metrics: %s", {k: v for k, v in metrics.items() if k in REPORTED_METRICS})
+    for logger in trainer.loggers:
+        logger.finalize("success")
+    return metrics

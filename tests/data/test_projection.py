@@ -1,0 +1,147 @@
+"""MIP along the patient's S axis whatever the storage order, and one-line errors for bad files."""
+
+import gzip
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from brainseg.data.discovery import CaseRecord
+from brainseg.data.nifti import BadCaseError, open_nifti
+from brainseg.data.projection import display_to_ras, project_case, project_image, project_mask, ras_to_display
+from tests.conftest import phantom, write_nifti
+
+RAS_AFFINE = np.diag([0.7, 0.9, 2.5, 1.0])
+
+
+def _reorient(volume: np.ndarray, affine: np.ndarray, codes: str):
+    """The same voxels and world positions, stored in another axis order (e.g. 'LPS', 'SAR')."""
+    image = nib.Nifti1Image(volume, affine)
+    transform = nib.orientations.ornt_transform(nib.io_orientation(affine), nib.orientations.axcodes2ornt(codes))
+    moved = image.as_reoriented(transform)
+    return np.asanyarray(moved.dataobj), moved.affine
+
+
+def test_mip_is_the_maximum_along_s_in_radiological_display(tmp_path):
+    image, _ = phantom((10, 12, 8))
+    path = write_nifti(tmp_path / "a.nii.gz", image, RAS_AFFINE)
+    mip, spacing = project_image(open_nifti(path))
+    expected = ras_to_display(image.max(axis=2).astype(np.float32))
+    np.testing.assert_array_equal(mip, expected)
+    assert mip.shape == (12, 10)  # rows = A-P (ny), cols = R-L (nx)
+    assert spacing == pytest.approx((0.9, 0.7))
+    np.testing.assert_array_equal(display_to_ras(mip), image.max(axis=2))
+
+
+@pytest.mark.parametrize("codes", ["LPS", "RAS", "SAR", "PIL", "ASL"])
+def test_every_storage_orientation_gives_the_same_mip(tmp_path, codes):
+    image, mask = phantom((10, 12, 8))
+    reference, ref_spacing = project_image(open_nifti(write_nifti(tmp_path / "ref.nii.gz", image, RAS_AFFINE)))
+    stored, affine = _reorient(image, RAS_AFFINE, codes)
+    stored_mask, _ = _reorient(mask, RAS_AFFINE, codes)
+    assert "".join(nib.aff2axcodes(affine)) == codes
+    mip, spacing = project_image(open_nifti(write_nifti(tmp_path / "img.nii.gz", stored, affine)))
+    mask_mip, _ = project_mask(open_nifti(write_nifti(tmp_path / "mask.nii.gz", stored_mask, affine)))
+    np.testing.assert_array_equal(mip, reference)
+    np.testing.assert_array_equal(mask_mip, ras_to_display(mask.max(axis=2)))
+    assert spacing == pytest.approx(ref_spacing)
+
+
+def test_rescale_slope_and_intercept_give_hu(tmp_path):
+    stored = np.random.default_rng(0).integers(0, 3000, (6, 6, 5)).astype(np.int16)
+    path = write_nifti(tmp_path / "s.nii.gz", stored, slope=1.0, inter=-1024.0)
+    mip, _ = project_image(open_nifti(path))
+    np.testing.assert_allclose(display_to_ras(mip), stored.max(axis=2) - 1024.0)
+
+
+def test_streaming_over_many_slabs_matches_numpy(tmp_path, monkeypatch):
+    monkeypatch.setattr("brainseg.data.nifti.SLAB_BYTES", 1)  # one slice per read
+    rng = np.random.default_rng(1)
+    for codes in ("RAS", "SAR", "ASR"):
+        volume, affine = _reorient(rng.integers(-1000, 2000, (7, 9, 11)).astype(np.int16), RAS_AFFINE, codes)
+        volume_obj = open_nifti(write_nifti(tmp_path / f"{codes}.nii", volume, affine))
+        expected = np.asanyarray(nib.as_closest_canonical(nib.load(volume_obj.path)).dataobj).max(axis=2)
+        np.testing.assert_array_equal(display_to_ras(project_image(volume_obj)[0]), expected)
+
+
+@pytest.mark.parametrize("value", [255, 7])
+def test_a_zero_k_mask_is_binarized_with_a_warning(tmp_path, value):
+    _, mask = phantom()
+    path = write_nifti(tmp_path / "m.nii.gz", mask * value)
+    projected, warnings = project_mask(open_nifti(path))
+    assert set(np.unique(projected)) == {0, 1}
+    assert len(warnings) == 1 and "binarized" in warnings[0] and "m.nii.gz" in warnings[0]
+
+
+def _bad_case(tmp_path, image=None, mask=None, mask_affine=None, image_dtype=None):
+    good_image, good_mask = phantom()
+    image = good_image if image is None else image
+    image_path = write_nifti(tmp_path / "img.nii.gz", image.astype(image_dtype) if image_dtype else image)
+    mask_path = write_nifti(tmp_path / "msk.nii.gz", good_mask if mask is None else mask, mask_affine)
+    return CaseRecord("x", image_path, mask_path)
+
+
+def _corrupt(tmp_path, kind):
+    image, _ = phantom()
+    path = write_nifti(tmp_path / "img.nii.gz", image)
+    if kind == "truncated":
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+    elif kind == "zero bytes":
+        path.write_bytes(b"")
+    elif kind == "not nifti":
+        path.write_bytes(gzip.compress(b"hello, this is a text file" * 50))
+    elif kind == "2-D":
+        write_nifti(path, image[:, :, 0])
+    elif kind == "4-D":
+        write_nifti(path, np.stack([image, image], axis=-1))
+    return path
+
+
+@pytest.mark.parametrize(
+    "kind, message",
+    [
+        ("truncated", "truncated|unreadable"),
+        ("zero bytes", "empty \\(0 bytes\\)"),
+        ("not nifti", "not a readable NIfTI"),
+        ("2-D", "expected a 3-D volume, got 2-D"),
+        ("4-D", "expected a 3-D volume, got 4-D"),
+    ],
+)
+def test_broken_files_give_one_line_errors_naming_the_file(tmp_path, kind, message):
+    path = _corrupt(tmp_path, kind)
+    with pytest.raises(BadCaseError, match=message) as error:
+        project_image(open_nifti(path))
+    assert str(error.value).startswith(str(path)) and "\n" not in str(error.value)
+
+
+def test_case_validation_errors(tmp_path):
+    image, mask = phantom()
+    nan_image = image.astype(np.float32)
+    nan_image[3, 3, 3] = np.nan
+    cases = {
+        "contains NaN or Inf": dict(image=nan_image),
+        "mask shape .* differs": dict(mask=mask[:-1]),
+        "mask affine differs": dict(mask_affine=np.diag([1.0, 1.0, 1.1, 1.0])),
+        "mask is not binary": dict(mask=mask * np.random.default_rng(0).integers(1, 4, mask.shape).astype(np.uint8)),
+        "mask is empty": dict(mask=np.zeros_like(mask)),
+    }
+    for message, kwargs in cases.items():
+        with pytest.raises(BadCaseError, match=message) as error:
+            project_case(_bad_case(tmp_path, **kwargs))
+        assert "\n" not in str(error.value)
+
+
+def test_a_header_declaring_a_huge_volume_is_refused_before_reading(tmp_path):
+    path = write_nifti(tmp_path / "big.nii.gz", phantom()[0])
+    with pytest.raises(BadCaseError, match="over the limit"):
+        open_nifti(path, max_voxels=1000)
+
+
+def test_a_float_mask_with_partial_values_is_not_binary(tmp_path):
+    _, mask = phantom()
+    soft = mask.astype(np.float32) * 0.5
+    soft[mask > 0][:10] = 1.0
+    soft[0, 0, 0] = 1.0
+    with pytest.raises(BadCaseError, match="not binary"):
+        project_mask(open_nifti(write_nifti(tmp_path / "soft.nii.gz", soft)))

@@ -1,0 +1,21 @@
+"""Train a brain segmentation U-Net: `python train.py [group=option ...] [key=value ...]`.
+
+See conf/train.yaml for the options and README.md for examples.
+"""
+
+import hydra
+from omegaconf import DictConfig
+
+from brainseg.cli import run_safely
+from brainseg.train import train
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    metrics = run_safely(train, cfg)
+    # Sweepers (Optuna) maximise the value returned here.
+    return metrics.get(cfg.get("optimized_metric", "val/dice"))
+
+
+if __name__ == "__main__":
+    main()
