@@ -42,7 +42,8 @@ class DiceLoss(nn.Module):
         self.smooth = smooth
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return soft_tversky(logits, target, 0.5, 0.5, self.smooth)
+        # Tversky with alpha = beta = 1/2 and smooth/2 is exactly the Dice formula above.
+        return soft_tversky(logits, target, 0.5, 0.5, self.smooth / 2)
 
 
 class TverskyLoss(nn.Module):

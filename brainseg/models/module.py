@@ -8,6 +8,7 @@ single channel, see all zeros and read 0 forever.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import pytorch_lightning as pl
@@ -28,12 +29,10 @@ def check_binary_target(target: torch.Tensor) -> None:
 def make_metrics() -> nn.ModuleDict:
     """Per-image Dice and IoU of the brain class; an image whose mask and prediction are both
     empty is left out of the mean (torchmetrics' NaN handling), rather than scored 0 or 1."""
-    return nn.ModuleDict(
-        {
-            "dice": DiceScore(num_classes=2, include_background=False, input_format="index", average="micro"),
-            "iou": MeanIoU(num_classes=2, include_background=False, input_format="index"),
-        }
-    )
+    with warnings.catch_warnings():  # torchmetrics warns about the default average even when it is set
+        warnings.filterwarnings("ignore", message=".*DiceScore metric currently defaults.*")
+        dice = DiceScore(num_classes=2, include_background=False, input_format="index", average="micro")
+    return nn.ModuleDict({"dice": dice, "iou": MeanIoU(num_classes=2, include_background=False, input_format="index")})
 
 
 class SegmentationModule(pl.LightningModule):

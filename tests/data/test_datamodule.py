@@ -1,0 +1,76 @@
+"""The DataModule: splits by case, binary masks after every transform, images normalized only."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from brainseg.data.datamodule import MipDataModule, split_cases
+from brainseg.data.transforms import Augmentation, fit_to_square, plan_square_fit, restore_from_square
+from tests.conftest import make_dataset
+
+
+@pytest.fixture(scope="module")
+def datamodule(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("dm")
+    root = make_dataset(tmp / "ds", n=10, shape=(40, 36, 12))
+    module = MipDataModule(root=str(root), cache_dir=str(tmp / "cache"), image_size=32, batch_size=2, run_dir=str(tmp / "run"))
+    module.prepare_data()
+    module.setup("fit")
+    return module
+
+
+def test_split_is_by_case_disjoint_deterministic_and_written_to_the_run(datamodule):
+    split = json.loads((datamodule.run_dir / "split.json").read_text())
+    ids = [case_id for name in ("train", "val", "test") for case_id in split[name]]
+    assert len(ids) == len(set(ids)) == 10 and all(split[name] for name in split)
+    assert split == split_cases(ids, datamodule.split, datamodule.split_seed)
+    assert split != split_cases(ids, datamodule.split, datamodule.split_seed + 1)
+
+
+def test_batches_hold_binary_masks_even_after_augmentation(datamodule):
+    torch.manual_seed(0)
+    for batch in datamodule.train_dataloader():
+        assert set(batch["mask"].unique().tolist()) <= {0.0, 1.0}
+        assert batch["image"].shape == batch["mask"].shape == (2, 1, 32, 32)
+
+
+def test_images_are_windowed_and_masks_are_not_normalized(datamodule):
+    case = datamodule.cases["val"][0]
+    assert 0.0 <= case.image.min() and case.image.max() <= 1.0
+    assert case.mask.dtype == torch.uint8 and set(case.mask.unique().tolist()) == {0, 1}
+
+
+def test_all_data_is_not_one_batch(datamodule):
+    """The old pipeline fit everything into one batch of 32: one optimizer step per epoch."""
+    assert len(datamodule.train_dataloader()) > 1
+
+
+def test_masks_are_resized_with_nearest_neighbour_and_images_keep_their_range():
+    mask = np.zeros((30, 50), np.uint8)
+    mask[10:20, 10:40] = 1
+    image = np.where(mask, 40.0, -1000.0).astype(np.float32)
+    fit = plan_square_fit(mask.shape, (1.0, 1.0), 64)
+    hu, resized = fit_to_square(image, mask, fit)
+    assert set(resized.unique().tolist()) == {0, 1}
+    assert hu.min() >= -1024 and hu.max() <= 40.0
+    assert fit.spacing_mm == pytest.approx(50 / 64)
+    restored = restore_from_square(resized[0].float(), fit)
+    assert restored.shape == mask.shape
+    assert ((restored > 0.5).numpy() == mask).mean() > 0.97
+
+
+def test_padding_to_a_square_field_of_view_is_in_millimetres():
+    fit = plan_square_fit((100, 50), (0.5, 2.0), 32)  # 50 mm x 100 mm
+    assert fit.padded_shape == (200, 50) and fit.spacing_mm == pytest.approx(100 / 32)
+
+
+def test_augmentation_moves_image_and_mask_together():
+    torch.manual_seed(1)
+    mask = torch.zeros(1, 32, 32)
+    mask[:, 8:20, 4:12] = 1
+    image = mask * 0.8
+    augmented_image, augmented_mask = Augmentation(intensity_scale=0, intensity_shift=0, noise_std=0)(image, mask)
+    agreement = ((augmented_image > 0.4) == (augmented_mask > 0.5)).float().mean()
+    assert agreement > 0.98 and not torch.equal(augmented_mask, mask)

@@ -1,0 +1,58 @@
+"""The LightningModule: binary targets only, metrics on integer masks, one sigmoid then threshold."""
+
+import functools
+
+import pytest
+import torch
+from torchmetrics.segmentation import DiceScore
+
+from brainseg.losses import DiceLoss
+from brainseg.models import SegmentationModule, UNet
+from brainseg.models.module import check_binary_target, make_metrics
+
+
+def _module(**kwargs):
+    return SegmentationModule(UNet(channels=(4, 8)), DiceLoss(), functools.partial(torch.optim.Adam, lr=1e-3), **kwargs)
+
+
+def test_masks_normalized_like_images_are_refused():
+    """The old pipeline pushed masks through Normalize(0.5, 0.5) and trained on {-1, 1}."""
+    with pytest.raises(ValueError, match="only 0 and 1"):
+        check_binary_target(torch.tensor([-1.0, 1.0]))
+    check_binary_target(torch.tensor([0.0, 1.0]))
+
+
+def test_threshold_applies_to_probabilities_after_one_sigmoid():
+    module = _module(threshold=0.5)
+    logits = torch.tensor([[[[-0.1, 0.1, 3.0]]]])  # probabilities 0.475, 0.525, 0.95
+    assert module.predict_mask(logits).tolist() == [[[0, 1, 1]]]
+    with pytest.raises(ValueError, match="in \\(0, 1\\)"):
+        _module(threshold=1.5)
+
+
+def test_dice_metric_scores_integer_masks():
+    truth = torch.zeros(2, 8, 8, dtype=torch.long)
+    truth[:, 2:6, 2:6] = 1
+    prediction = truth.clone()
+    prediction[1, 2:6, 2:4] = 0  # second image: 8 of 16 pixels found -> Dice 2*8/(8+16) = 2/3
+    dice = make_metrics()["dice"]
+    assert dice(prediction, truth).item() == pytest.approx((1 + 2 / 3) / 2)
+
+
+def test_the_float_probability_trap_that_read_zero_forever():
+    """Documented trap: DiceScore given a float (N, 1, H, W) map argmaxes one channel -> all zeros."""
+    truth = torch.zeros(1, 1, 8, 8, dtype=torch.long)
+    truth[..., 2:6, 2:6] = 1
+    probabilities = truth.float() * 0.9
+    metric = DiceScore(num_classes=2, include_background=False, input_format="mixed")
+    assert metric(probabilities, truth[:, 0]).item() == 0.0  # what the old pipeline saw
+    module = _module()
+    assert make_metrics()["dice"](module.predict_mask(torch.logit(probabilities)), truth[:, 0]).item() == 1.0
+
+
+def test_optimizer_and_scheduler_are_built_from_partials():
+    scheduler = {"scheduler": functools.partial(torch.optim.lr_scheduler.StepLR, step_size=1), "interval": "epoch"}
+    configured = _module(scheduler=scheduler).configure_optimizers()
+    assert isinstance(configured["optimizer"], torch.optim.Adam)
+    assert isinstance(configured["lr_scheduler"]["scheduler"], torch.optim.lr_scheduler.StepLR)
+    assert isinstance(_module(scheduler={"scheduler": None}).configure_optimizers(), torch.optim.Adam)
