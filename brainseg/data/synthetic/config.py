@@ -1,0 +1,117 @@
+"""Randomization ranges for synthetic head CTA: one dataclass, three presets.
+
+Every range is ``(low, high)`` and is drawn uniformly per case. The default preset is coarse
+(about 160x160x60 voxels) so a dataset of a few dozen cases is generated in seconds and a
+2-D MIP U-Net trains on a CPU; ``realistic()`` has scanner resolutions and ``wide()`` goes
+beyond them for the generalization benchmark.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+Range = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class SyntheticConfig:
+    """What varies between synthetic cases, and by how much (defaults: the training distribution).
+
+    Geometry is in mm and degrees. Probabilities are per case.
+    """
+
+    # --- acquisition -------------------------------------------------------------------
+    shape_in_plane: tuple[int, int] = (128, 192)  # square matrix size, drawn in steps of 8
+    spacing_in_plane_mm: Range = (1.2, 1.8)
+    reconstruction_fov_mm: Range = (220.0, 260.0)  # matrix*spacing is kept inside this
+    slice_spacing_mm: Range = (2.0, 5.0)
+    slice_count: tuple[int, int] = (40, 80)  # slice spacing is stretched to stay inside
+    slice_thickness_ratio: Range = (1.0, 1.3)  # thickness / spacing (overlapping reconstructions)
+    psf_fwhm_mm: Range = (0.6, 1.1)  # in-plane blur of the reconstruction kernel
+    # (name, probability): whole head; head and neck down to the aortic arch; vertex cut off.
+    fov_kinds: tuple[tuple[str, float], ...] = (
+        ("head", 0.5),
+        ("head_neck", 0.3),
+        ("truncated_vertex", 0.2),
+    )
+    # Storage orientations as nibabel axis codes; the volume is flipped/permuted to one of them.
+    orientations: tuple[str, ...] = ("LPS", "LPI", "RAS", "RAI", "LAS", "RPI", "PLS")
+    circular_fov_prob: float = 0.5  # pad outside the reconstruction circle, as many scanners do
+    # (slope, intercept) pairs; stored = (HU - intercept) / slope.
+    rescale_options: tuple[tuple[float, float], ...] = ((1.0, -1024.0), (1.0, 0.0), (1.0, -1000.0))
+    gantry_tilt_prob: float = 0.25
+    gantry_tilt_deg: float = 15.0  # max absolute tilt, shears the affine
+
+    # --- patient pose ------------------------------------------------------------------
+    rotation_deg: tuple[float, float, float] = (15.0, 8.0, 10.0)  # max |angle| about x (nod), y, z
+    translation_mm: tuple[float, float, float] = (15.0, 15.0, 10.0)  # max |offset| of the head
+
+    # --- anatomy -----------------------------------------------------------------------
+    head_scale: Range = (0.9, 1.08)
+    skull_thickness_mm: Range = (4.5, 8.0)
+    atrophy: Range = (0.0, 1.0)  # 0: young brain, 1: wide sulci and large ventricles
+    vessel_tortuosity: Range = (0.0, 1.0)
+    shoulders_prob: float = 0.8  # shoulders, when the field of view reaches them
+    table_prob: float = 0.8  # scanner table and head holder
+
+    # --- contrast, noise and artifacts ------------------------------------------------
+    arterial_hu: Range = (150.0, 500.0)  # bolus timing varies per case
+    venous_fraction: Range = (0.2, 0.9)  # venous enhancement as a fraction of arterial
+    noise_hu: Range = (3.0, 12.0)  # noise standard deviation in brain
+    skull_base_streak_prob: float = 0.5
+    dental_metal_prob: float = 0.3
+
+    # --- pathology inside the mask ----------------------------------------------------
+    hemorrhage_prob: float = 0.15
+    subdural_prob: float = 0.08
+    infarct_prob: float = 0.15
+
+    @classmethod
+    def realistic(cls) -> "SyntheticConfig":
+        """Scanner resolutions: 256-512 matrix, 0.4-1.0 mm pixels, 0.5-5 mm slices."""
+        return cls(
+            shape_in_plane=(256, 512),
+            spacing_in_plane_mm=(0.4, 1.0),
+            reconstruction_fov_mm=(200.0, 260.0),
+            slice_spacing_mm=(0.5, 5.0),
+            slice_count=(40, 400),
+            psf_fwhm_mm=(0.5, 0.9),
+            rotation_deg=(20.0, 10.0, 15.0),
+            translation_mm=(20.0, 20.0, 15.0),
+            noise_hu=(4.0, 25.0),
+        )
+
+    @classmethod
+    def wide(cls) -> "SyntheticConfig":
+        """Beyond the training distribution, for the generalization benchmark."""
+        return replace(
+            cls.realistic(),
+            shape_in_plane=(96, 512),
+            spacing_in_plane_mm=(0.3, 2.2),
+            reconstruction_fov_mm=(150.0, 400.0),
+            slice_spacing_mm=(0.5, 6.0),
+            slice_count=(24, 400),
+            orientations=("LPS", "LPI", "RAS", "RAI", "LAS", "RPI", "PLS", "ASR", "SAL", "ILP", "IRA"),
+            rotation_deg=(30.0, 20.0, 25.0),
+            translation_mm=(35.0, 35.0, 25.0),
+            gantry_tilt_prob=0.4,
+            gantry_tilt_deg=25.0,
+            head_scale=(0.8, 1.15),
+            skull_thickness_mm=(3.5, 10.0),
+            arterial_hu=(100.0, 600.0),
+            venous_fraction=(0.1, 1.0),
+            noise_hu=(2.0, 40.0),
+            rescale_options=((1.0, -1024.0), (1.0, 0.0), (1.0, -1000.0), (0.5, -1024.0), (2.0, -2048.0)),
+            hemorrhage_prob=0.25,
+            subdural_prob=0.15,
+            infarct_prob=0.25,
+        )
+
+    @classmethod
+    def preset(cls, name: str) -> "SyntheticConfig":
+        """The preset called ``name``: ``default``, ``realistic`` or ``wide``."""
+        if name == "default":
+            return cls()
+        if name in ("realistic", "wide"):
+            return getattr(cls, name)()
+        raise ValueError(f"unknown synthetic preset {name!r}; expected default, realistic or wide")
