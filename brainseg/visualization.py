@@ -63,3 +63,15 @@ def grid(rows: Sequence[Sequence[np.ndarray]], gap: int = 2) -> np.ndarray:
 
 def save_png(rgb: np.ndarray, path) -> None:
     Image.fromarray(rgb).save(path)
+
+
+def enlarge(gray: np.ndarray, masks: Sequence[np.ndarray], min_side: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Enlarge a small uint8 image (bilinear) and its masks (pixel replication) by the integer factor
+    that brings its longer side to at least ``min_side``, so outlines drawn afterwards stay thin."""
+    scale = max(1, -(-min_side // max(gray.shape)))
+    if scale == 1:
+        return gray, list(masks)
+    block = np.ones((scale, scale), np.uint8)
+    big_masks = [np.kron(np.asarray(mask, np.uint8), block) for mask in masks]
+    size = (gray.shape[1] * scale, gray.shape[0] * scale)
+    return np.asarray(Image.fromarray(gray).resize(size, Image.BILINEAR)), big_masks

@@ -75,3 +75,24 @@ def synthetic_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("synthetic")
     synthesize_dataset(root, n=16, seed=123, progress=False)
     return root
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory) -> Path:
+    """A tiny U-Net trained once per session (10 phantoms, 32 px, 2 epochs, a few seconds).
+
+    Returns its run folder: ``checkpoints/{best,last}.ckpt``, ``split.json``, ``data_report.json``,
+    ``metrics.json``; the dataset is ``<run>/../dataset``.
+    """
+    from brainseg.train import train
+
+    tmp = tmp_path_factory.mktemp("trained_run")
+    dataset = make_dataset(tmp / "dataset", n=10, shape=(40, 36, 10))
+    overrides = [
+        "data=folder", f"data.root={dataset}", f"data.cache_dir={tmp / 'cache'}", "data.image_size=32",
+        "data.batch_size=4", "model.net.channels=[4,8]", "trainer.max_epochs=2", "logger=csv",
+        "callbacks.validation_panel=null", "callbacks.progress_bar=null",
+    ]
+    cfg = compose_config(overrides, tmp)
+    train(cfg)
+    return Path(cfg.paths.output_dir)

@@ -61,14 +61,17 @@ def _subfolder(root: Path, wanted: str) -> Path | None:
     return None
 
 
-def _index_folder(folder: Path, pattern: str, discovery: Discovery) -> dict[str, Path]:
-    """Map case ID -> file for the NIfTI files in ``folder`` whose stem matches ``pattern``."""
+def _index_folder(folder: Path, pattern: str, discovery: Discovery, series_folders: bool = False) -> dict[str, Path]:
+    """Map case ID -> file for the NIfTI files in ``folder`` whose stem matches ``pattern``.
+
+    With ``series_folders``, a subfolder (a DICOM series) is an image too, named by the folder.
+    """
     found: dict[str, Path] = {}
     regex = re.compile(pattern, re.IGNORECASE)
     for path in sorted(folder.iterdir()):
         if path.name.startswith("."):
             continue
-        stem = strip_nifti_suffix(path.name)
+        stem = path.name if series_folders and path.is_dir() else strip_nifti_suffix(path.name)
         match = regex.fullmatch(stem) if stem is not None else None
         if match is None:
             discovery.ignored.append(str(path))
@@ -104,7 +107,7 @@ def discover_cases(root: str | Path, require_masks: bool = True) -> Discovery:
         if image_dir is None:
             continue
         mask_dir = _subfolder(root, mask_dir_name)
-        images = _index_folder(image_dir, image_pattern, discovery)
+        images = _index_folder(image_dir, image_pattern, discovery, series_folders=True)
         masks = _index_folder(mask_dir, mask_pattern, discovery) if mask_dir else {}
         for case_id in sorted(images):
             if case_id in masks:

@@ -18,6 +18,7 @@ import numpy as np
 
 from brainseg.data.discovery import CaseRecord
 from brainseg.data.nifti import DEFAULT_MAX_VOXELS, BadCaseError, NiftiVolume, open_nifti
+from brainseg.data.dicom import open_image
 
 SUPERIOR_AXIS = 2  # index of S in RAS
 
@@ -155,7 +156,7 @@ def project_case(
     Raises:
         BadCaseError: with a one-line reason naming the offending file.
     """
-    image = open_nifti(record.image_path, max_voxels)
+    image = open_image(record.image_path, max_voxels)  # a NIfTI file or a DICOM series folder
     mask = None
     if record.mask_path is not None:
         mask = open_nifti(record.mask_path, max_voxels)

@@ -1,0 +1,326 @@
+"""A trained checkpoint as a ready predictor: MIP in, brain probability on the same grid out.
+
+Checkpoints are read with ``torch.load(weights_only=True)``: only tensors and plain containers
+are unpickled, so a file that tries to run code is refused before anything runs. Everything
+prediction needs travels in ``checkpoint["brainseg"]`` (network configuration, threshold,
+preprocessing); nothing else is read. The path from a MIP to the network input is the
+DataModule's (:func:`plan_square_fit`, :func:`fit_to_square`, :func:`normalize_hu`), and the
+probability map is mapped back with :func:`restore_from_square`.
+
+:func:`predict` runs a predictor over new scans (NIfTI files, DICOM series folders, MIP PNGs) and
+writes a mask, a probability map and an overlay per case; a case that fails is listed, not fatal.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import pickle
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+from PIL import Image, UnidentifiedImageError
+from torch import nn
+from tqdm.auto import tqdm
+
+from brainseg.data.cache import HU_OFFSET
+from brainseg.data.dicom import is_dicom_folder
+from brainseg.data.discovery import CaseRecord, discover_cases, strip_nifti_suffix
+from brainseg.data.nifti import BadCaseError
+from brainseg.data.normalization import normalize_hu, window_hu
+from brainseg.data.projection import Projection, project_case
+from brainseg.data.transforms import SquareFit, fit_to_square, plan_square_fit, restore_from_square
+from brainseg.models.unet import UNet
+from brainseg.visualization import PREDICTION_COLOUR, enlarge, overlay
+
+log = logging.getLogger(__name__)
+
+NETWORKS = {"UNet": UNet}  # checkpoint["brainseg"]["net"]["name"] -> class
+
+
+class BadCheckpointError(BadCaseError):
+    """A checkpoint that cannot be used (not weights-only, not brainseg's, wrong weights); one line."""
+
+
+@dataclass
+class Prediction:
+    """A case's prediction on its projection grid and on the network grid."""
+
+    probability: np.ndarray  # float32 [0, 1], (rows, cols) of the projection
+    mask: np.ndarray  # uint8 {0, 1}, probability > threshold
+    network_probability: np.ndarray  # float32 [0, 1], (size, size)
+    network_mask: np.ndarray  # uint8 {0, 1}
+    fit: SquareFit  # how the projection was fitted to the network grid
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """The checkpoint's contents, loaded weights-only, with its ``brainseg`` section checked.
+
+    Raises:
+        BadCheckpointError: missing, holding anything but tensors and plain types, or not brainseg's.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise BadCheckpointError(path, "no such checkpoint file")
+    if not zipfile.is_zipfile(path):
+        raise BadCheckpointError(path, "not a readable checkpoint (not a torch.save archive)")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        found = re.search(r"GLOBAL (\S+)", str(error))
+        reason = f"loading it would call {found.group(1)}" if found else "it holds more than tensors and plain types"
+        raise BadCheckpointError(path, f"refused: not a weights-only checkpoint ({reason})") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as error:
+        raise BadCheckpointError(path, f"not a readable checkpoint ({type(error).__name__})") from None
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("brainseg"), dict):
+        raise BadCheckpointError(path, "no 'brainseg' section: not a checkpoint written by brainseg training")
+    if "state_dict" not in checkpoint:
+        raise BadCheckpointError(path, "no 'state_dict' in the checkpoint")
+    return checkpoint
+
+
+def build_network(checkpoint: dict, path: str | Path = "checkpoint") -> nn.Module:
+    """The network ``checkpoint["brainseg"]["net"]`` describes, with the ``net.*`` weights loaded, in eval mode."""
+    config = dict(checkpoint["brainseg"]["net"])
+    name = config.pop("name", None)
+    if name not in NETWORKS:
+        raise BadCheckpointError(path, f"unknown network {name!r}; known: {sorted(NETWORKS)}")
+    net = NETWORKS[name](**config)
+    weights = {key[len("net.") :]: value for key, value in checkpoint["state_dict"].items() if key.startswith("net.")}
+    try:
+        net.load_state_dict(weights)
+    except RuntimeError as error:
+        raise BadCheckpointError(path, f"weights do not fit the {name} it describes ({str(error).splitlines()[0]})") from None
+    return net.eval()
+
+
+class Predictor:
+    """A network with the threshold and preprocessing it was trained with.
+
+    Args:
+        net: logits-out network, in eval mode.
+        threshold: probability above which a pixel is brain.
+        preprocessing: the DataModule's ``preprocessing()`` dict (image_size, normalization, window, statistics).
+        device: where the network runs. Defaults to 'cpu'.
+    """
+
+    def __init__(self, net: nn.Module, threshold: float, preprocessing: dict, device: str = "cpu"):
+        if not 0.0 < float(threshold) < 1.0:
+            raise ValueError(f"threshold applies to probabilities and must be in (0, 1), got {threshold}")
+        if preprocessing.get("mode", "mip") != "mip":
+            raise ValueError(f"this predictor handles MIP checkpoints, got mode {preprocessing.get('mode')!r}")
+        self.device = torch.device(device)
+        self.net = net.to(self.device).eval()
+        self.threshold = float(threshold)
+        self.preprocessing = dict(preprocessing)
+        self.image_size = int(preprocessing["image_size"])
+
+    def network_input(self, hu: np.ndarray, spacing: tuple[float, float]) -> tuple[torch.Tensor, SquareFit]:
+        """HU MIP -> normalized ``(1, size, size)`` tensor, as the DataModule makes it, and the fit used."""
+        fit = plan_square_fit(hu.shape, spacing, self.image_size)
+        fitted, _ = fit_to_square(np.asarray(hu, np.float32), None, fit)
+        p = self.preprocessing
+        image = normalize_hu(fitted.numpy(), p["normalization"], p["window"], p.get("statistics"))
+        return torch.from_numpy(image), fit
+
+    @torch.no_grad()
+    def probabilities(self, images: torch.Tensor) -> torch.Tensor:
+        """Sigmoid of the network's logits for a ``(N, 1, size, size)`` batch, on the CPU."""
+        return torch.sigmoid(self.net(images.to(self.device)).float()).cpu()
+
+    def predict(self, hu: np.ndarray, spacing: tuple[float, float]) -> Prediction:
+        """Brain probability and mask of one HU MIP (display orientation) on its own grid."""
+        image, fit = self.network_input(hu, spacing)
+        network_probability = self.probabilities(image[None])[0, 0]
+        probability = restore_from_square(network_probability, fit).clamp(0, 1).numpy()
+        network_probability = network_probability.numpy()
+        return Prediction(
+            probability=probability,
+            mask=(probability > self.threshold).astype(np.uint8),
+            network_probability=network_probability,
+            network_mask=(network_probability > self.threshold).astype(np.uint8),
+            fit=fit,
+        )
+
+
+def load_predictor(path: str | Path, device: str = "cpu", threshold: float | None = None) -> Predictor:
+    """Read a checkpoint weights-only and return its :class:`Predictor`.
+
+    Args:
+        path: a ``.ckpt`` written by brainseg training.
+        device: 'cpu', 'cuda', ...
+        threshold: overrides the checkpoint's threshold when given.
+
+    Raises:
+        BadCheckpointError: see :func:`read_checkpoint` and :func:`build_network`.
+    """
+    checkpoint = read_checkpoint(path)
+    meta = checkpoint["brainseg"]
+    preprocessing = meta.get("preprocessing")
+    if not preprocessing:
+        raise BadCheckpointError(path, "no preprocessing recorded (trained without a brainseg DataModule)")
+    if preprocessing.get("mode", "mip") != "mip":
+        raise BadCheckpointError(path, f"trained with data.mode={preprocessing['mode']!r}; this predictor needs 'mip'")
+    net = build_network(checkpoint, path)
+    return Predictor(net, meta["threshold"] if threshold is None else threshold, preprocessing, device)
+
+
+# ---- prediction on new scans: inputs in, three PNGs per case out --------------------------------
+
+PNG_SUFFIX = ".png"
+OVERLAY_MIN_SIDE = 512  # a smaller MIP's overlay is enlarged by an integer factor, for people to look at
+
+
+@dataclass(frozen=True)
+class InputCase:
+    """One thing to predict on: a NIfTI file, a DICOM series folder or a MIP PNG."""
+
+    case_id: str
+    path: Path
+
+
+def find_inputs(path: str | Path) -> list[InputCase]:
+    """The cases under ``path``: a NIfTI file, a MIP PNG, a DICOM series folder, a dataset folder
+    (either layout; masks are not needed), or a flat folder of NIfTI files, PNGs and series folders.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+    """
+    path = Path(path)
+    if path.is_file():
+        stem = strip_nifti_suffix(path.name) or path.stem
+        return [InputCase(stem, path)]
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: no such file or folder")
+    if is_dicom_folder(path):
+        return [InputCase(path.name, path)]
+    try:
+        return [InputCase(record.case_id, record.image_path) for record in discover_cases(path, require_masks=False).cases]
+    except FileNotFoundError:  # not a dataset layout: a flat folder
+        pass
+    cases = []
+    for child in sorted(path.iterdir()):
+        stem = strip_nifti_suffix(child.name)
+        if stem is not None:
+            cases.append(InputCase(stem, child))
+        elif child.suffix.lower() == PNG_SUFFIX and child.is_file():
+            cases.append(InputCase(child.stem, child))
+        elif child.is_dir() and is_dicom_folder(child):
+            cases.append(InputCase(child.name, child))
+    return cases
+
+
+def read_mip_png(path: str | Path, window: tuple[float, float]) -> Projection:
+    """A MIP PNG as a :class:`Projection` in HU.
+
+    16-bit PNGs hold HU + 32768, as the MIP cache writes them (their ``spacing`` text chunk is
+    used when present). 8-bit PNGs are taken as already windowed with ``window``: 0 is its low end,
+    255 its high end. Without a spacing chunk the pixels are taken as square, 1 mm.
+
+    Raises:
+        BadCaseError: unreadable, not a PNG, or not single-channel.
+    """
+    try:
+        with Image.open(path) as image:
+            image.load()
+            mode, pixels, text = image.mode, np.asarray(image), dict(getattr(image, "text", {}))
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as error:
+        raise BadCaseError(path, f"not a readable PNG ({type(error).__name__})") from None
+    if mode == "L":
+        low, high = float(window[0]), float(window[1])
+        hu = low + pixels.astype(np.float32) / 255.0 * (high - low)
+    elif mode in ("I;16", "I;16B", "I"):
+        hu = pixels.astype(np.float32) - HU_OFFSET
+    else:
+        raise BadCaseError(path, f"expected a grayscale MIP PNG (8-bit windowed or 16-bit HU+{HU_OFFSET}), got mode {mode}")
+    if min(hu.shape) < 2:
+        raise BadCaseError(path, f"image of shape {hu.shape} is too small")
+    spacing = (1.0, 1.0)
+    if "spacing" in text:
+        spacing = tuple(float(value) for value in text["spacing"].split(","))
+    return Projection(hu, None, spacing)
+
+
+def project_input(case: InputCase, window: tuple[float, float]) -> Projection:
+    """The HU MIP of an input case (NIfTI, DICOM folder or PNG), in display orientation."""
+    if case.path.is_file() and case.path.suffix.lower() == PNG_SUFFIX:
+        return read_mip_png(case.path, window)
+    return project_case(CaseRecord(case.case_id, case.path))
+
+
+def case_pictures(hu: np.ndarray, prediction: Prediction, window: tuple[float, float]) -> dict[str, np.ndarray]:
+    """The three output pictures of a case, keyed by file suffix, in display orientation.
+
+    ``mask``: 0/255 uint8. ``prob``: probability x 65535 as 16-bit. ``overlay``: the MIP in the
+    model's HU window with the predicted outline in red, enlarged to ``OVERLAY_MIN_SIDE`` if smaller.
+    """
+    gray = (window_hu(hu, window) * 255).round().astype(np.uint8)
+    gray, (mask,) = enlarge(gray, [prediction.mask], OVERLAY_MIN_SIDE)
+    width = max(1, round(max(gray.shape) / 256))
+    return {
+        "mask": prediction.mask * np.uint8(255),
+        "prob": np.rint(prediction.probability * 65535).astype(np.uint16),
+        "overlay": overlay(gray, [mask], colours=[PREDICTION_COLOUR], width=width),
+    }
+
+
+def write_pngs(pictures: dict[Path, np.ndarray]) -> None:
+    """Write every picture or none: each goes to a temporary name first, then all are renamed."""
+    temporary = {path: path.with_name(f".{path.name}.tmp") for path in pictures}
+    try:
+        for path, array in pictures.items():
+            Image.fromarray(array).save(temporary[path], format="PNG")
+        for path, temp in temporary.items():
+            os.replace(temp, path)
+    finally:
+        for temp in temporary.values():
+            temp.unlink(missing_ok=True)
+
+
+def predict(cfg: DictConfig) -> list[str]:
+    """Predict on every case of ``cfg.input``; write ``<case>_{mask,prob,overlay}.png`` into ``cfg.output``.
+
+    A case that fails gets one logged line and no files; the others go on. Also writes
+    ``predictions.csv`` (case, input, predicted brain area in mm^2). Returns the failures, one line each.
+    """
+    predictor = load_predictor(cfg.ckpt_path, cfg.get("device", "cpu"), cfg.get("threshold"))
+    window = tuple(predictor.preprocessing["window"])
+    cases = find_inputs(cfg.input)
+    if not cases:
+        raise FileNotFoundError(f"{cfg.input}: no NIfTI files, DICOM series folders or MIP PNGs found")
+    output = Path(cfg.output)
+    output.mkdir(parents=True, exist_ok=True)
+    counts: dict[str, int] = {}
+    for case in cases:
+        counts[case.case_id] = counts.get(case.case_id, 0) + 1
+    failures, rows = [], []
+    for case in tqdm(cases, desc="Predicting", unit="case", leave=False):
+        try:
+            if counts[case.case_id] > 1:
+                raise BadCaseError(case.path, f"duplicate case ID {case.case_id!r} in the input; rename one")
+            projection = project_input(case, window)
+            prediction = predictor.predict(projection.image, projection.spacing)
+            pictures = case_pictures(projection.image, prediction, window)
+            write_pngs({output / f"{case.case_id}_{name}.png": array for name, array in pictures.items()})
+        except (BadCaseError, OSError, ValueError, MemoryError) as error:
+            line = str(error) if isinstance(error, BadCaseError) else f"{case.path}: {type(error).__name__}: {error}"
+            line = line.splitlines()[0] if line else str(case.path)
+            log.error("%s", line)
+            failures.append(line)
+            continue
+        area = float(prediction.mask.sum()) * projection.spacing[0] * projection.spacing[1]
+        rows.append({"case_id": case.case_id, "input": str(case.path), "brain_area_mm2": f"{area:.1f}"})
+    with open(output / "predictions.csv", "w", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=["case_id", "input", "brain_area_mm2"])
+        writer.writeheader()
+        writer.writerows(rows)
+    print(f"{len(rows)} of {len(cases)} case(s) predicted into {output}")
+    if failures:
+        print(f"{len(failures)} failed:", *(f"  {line}" for line in failures), sep="\n")
+    return failures

@@ -1,0 +1,21 @@
+"""Score a checkpoint case by case, with a visual report:
+
+    python scripts/evaluate.py ckpt_path=PATH [split=test] [data.root=DIR] [resolution=network|original]
+
+See conf/evaluate.yaml for the options.
+"""
+
+import hydra
+from omegaconf import DictConfig
+
+from brainseg.cli import run_safely
+from brainseg.evaluation import evaluate
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
+def main(cfg: DictConfig) -> None:
+    run_safely(evaluate, cfg)
+
+
+if __name__ == "__main__":
+    main()
