@@ -8,6 +8,7 @@ import sys
 from brainseg.config import ConfigError
 from brainseg.data.nifti import BadCaseError
 from brainseg.data.preparation import BadDatasetError
+from brainseg.sweeps import in_multirun
 
 log = logging.getLogger("brainseg")
 
@@ -21,5 +22,7 @@ def run_safely(function, *args, **kwargs):
         return function(*args, **kwargs)
     except EXPECTED_ERRORS as error:
         log.error("%s", error)
+        if in_multirun():
+            raise  # Hydra records the job as failed and the sweep goes on; sys.exit would end the sweep
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)

@@ -15,6 +15,8 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import TensorBoardLogger
 from torch.utils.tensorboard.summary import hparams
 
+from brainseg.sweeps import in_multirun
+
 # Top-level config sections worth a column; the rest (paths, callbacks, hydra) are not hyperparameters.
 HPARAM_SECTIONS = ("data", "model", "loss", "optimizer", "scheduler", "trainer", "seed")
 
@@ -57,10 +59,17 @@ def _group_choices() -> dict:
 def log_hparams(trainer: pl.Trainer, cfg: DictConfig, metric_names: Iterable[str]) -> None:
     """Write the run's hyperparameters and declare ``metric_names`` as HParams columns."""
     params = flatten_hparams(cfg, _group_choices())
+    experiment, session_start, session_end = hparams(params, {name: 0.0 for name in metric_names})
+    # TensorBoard takes the columns of ONE experiment summary in its logdir. In a sweep, jobs may have
+    # different keys (loss=focal has loss.gamma), so the sweep folder holds one summary of all jobs
+    # (brainseg.sweeps) and each job writes only its session.
+    summaries = (session_start, session_end) if in_multirun() else (experiment, session_start, session_end)
     for logger in trainer.loggers:
         if isinstance(logger, TensorBoardLogger):
             writer = logger.experiment._get_file_writer()
-            for summary in hparams(params, {name: 0.0 for name in metric_names}):
+            if writer is None:  # not rank 0 under DDP: rank 0 alone writes events
+                continue
+            for summary in summaries:
                 writer.add_summary(summary)
         else:
             logger.log_hyperparams(params)

@@ -20,6 +20,7 @@ def preprocess(cfg: DictConfig) -> dict:
     summary = {
         "dataset": str(datamodule.dataset_root),
         "cache_dir": str(datamodule.resolved_cache_dir),
+        "shard": f"{datamodule.shard}/{datamodule.num_shards}",  # this job's part of the sorted cases
         "cases_ready": len(prepared.projections),
         "newly_projected": prepared.newly_cached,
         "skipped": prepared.skipped,

@@ -15,13 +15,15 @@ from omegaconf import DictConfig
 
 from brainseg.baseline import score_baseline
 from brainseg.config import check_config, instantiate_keyed, resolve_checkpoint
+from brainseg.distributed import config_digest, ddp_runs_this_job
 from brainseg.hparams import log_hparams
 
 log = logging.getLogger(__name__)
 
-# Columns of TensorBoard's HParams table, and the minimum content of metrics.json.
+# Columns of TensorBoard's HParams table, and the minimum content of metrics.json. Each must be
+# a scalar tag in the run's events: a loss logged on step and epoch is only there as `<name>_epoch`.
 REPORTED_METRICS = (
-    "train/loss",
+    "train/loss_epoch",
     "val/loss",
     "val/dice",
     "val/iou",
@@ -50,9 +52,17 @@ def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, pl.LightningModule, 
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Train, test the best checkpoint, write ``metrics.json`` in the run folder, return the metrics."""
+    log.info("config digest %s", config_digest(cfg))  # logged by every DDP process: they must agree
+    with ddp_runs_this_job():  # in a sweep, DDP's extra processes rerun this job, not the sweep
+        return _fit_and_test(cfg)
+
+
+def _fit_and_test(cfg: DictConfig) -> dict[str, float]:
     datamodule, model, trainer = build(cfg)
     log_hparams(trainer, cfg, REPORTED_METRICS)
-    trainer.fit(model, datamodule=datamodule, ckpt_path=resolve_checkpoint(cfg.get("ckpt_path"), cfg.paths.output_dir))
+    # weights_only: explicit, so that no environment variable (TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD) can turn it off
+    checkpoint = resolve_checkpoint(cfg.get("ckpt_path"), cfg.paths.output_dir)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=checkpoint, weights_only=True)
     metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
 
     if cfg.get("test") and not trainer.fast_dev_run:
@@ -61,7 +71,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
             log.warning("no best checkpoint was saved; testing the current weights")
         trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
         metrics.update({name: float(value) for name, value in trainer.callback_metrics.items()})
-        baseline = score_baseline(datamodule.cases["train"], datamodule.cases["test"])
+        # The classical baseline scores MIP footprints; slice mode (3-D masks) has none.
+        is_mip = datamodule.preprocessing().get("mode", "mip") == "mip"
+        baseline = score_baseline(datamodule.cases["train"], datamodule.cases["test"]) if is_mip else {}
         metrics.update(baseline)
         for logger in trainer.loggers:
             logger.log_metrics(baseline, step=trainer.global_step)

@@ -96,6 +96,8 @@ class MipDataModule(pl.LightningDataModule):
         batch_size, num_workers: DataLoader settings.
         augmentation: keyword arguments of :class:`Augmentation`; ``None`` switches it off.
         on_bad_case: 'skip' or 'fail' (see :func:`prepare_dataset`).
+        shard, num_shards: ``prepare_data`` projects only this shard of the sorted cases, so
+            several preprocessing jobs fill one cache together; ``setup`` always uses every case.
         run_dir: where ``split.json`` and ``skipped_cases.json`` are written (the run folder).
     """
 
@@ -117,6 +119,8 @@ class MipDataModule(pl.LightningDataModule):
         affine_tolerance: float = 1e-3,
         preprocess_workers: int | None = None,
         run_dir: str | None = None,
+        shard: int = 0,
+        num_shards: int = 1,
     ):
         super().__init__()
         if root is None and synthetic is None:
@@ -125,6 +129,8 @@ class MipDataModule(pl.LightningDataModule):
             raise ValueError(f"data.window must have low < high, got {list(window)}")
         if image_size < 8:
             raise ValueError(f"data.image_size must be at least 8, got {image_size}")
+        if not 0 <= shard < num_shards:
+            raise ValueError(f"data.shard must be in [0, data.num_shards={num_shards}), got {shard}")
         self.root = root
         self.synthetic = dict(synthetic) if synthetic else None
         self.cache_dir = cache_dir
@@ -141,6 +147,7 @@ class MipDataModule(pl.LightningDataModule):
         self.affine_tolerance = affine_tolerance
         self.preprocess_workers = preprocess_workers
         self.run_dir = Path(run_dir) if run_dir else None
+        self.shard, self.num_shards = int(shard), int(num_shards)
         self.statistics: dict | None = None
         self.cases: dict[str, list[MipCase]] = {}
         self.prepared: PreparedDataset | None = None
@@ -159,14 +166,18 @@ class MipDataModule(pl.LightningDataModule):
 
     # ---- Lightning hooks ---------------------------------------------------------------------
     def prepare_data(self) -> None:
+        if self.cases:
+            return  # Lightning calls this again before testing; everything is already in memory
         if self.root is None:
             self._synthesize()
-        self._prepare(progress=True)
+        sharding = {"shard": self.shard, "num_shards": self.num_shards} if self.num_shards > 1 else {}
+        self._prepare(progress=True, **sharding)
 
     def setup(self, stage: str | None = None) -> None:
         if self.cases:
             return
-        prepared = self.prepared or self._prepare(progress=False)
+        # a sharded prepare_data saw only its shard; training uses every case
+        prepared = self.prepared if self.prepared and self.num_shards == 1 else self._prepare(progress=False)
         split = split_cases(list(prepared.projections), self.split, self.split_seed)
         train_hu = [prepared.projections[case_id].image for case_id in split["train"]]
         if self.normalization == "zscore":
@@ -183,13 +194,15 @@ class MipDataModule(pl.LightningDataModule):
         config = presets[options.get("preset", "default")]()
         synthesize_dataset(Path(options["root"]), int(options["n_cases"]), int(options["seed"]), config)
 
-    def _prepare(self, progress: bool) -> PreparedDataset:
+    def _prepare(self, progress: bool, shard: int = 0, num_shards: int = 1) -> PreparedDataset:
         self.prepared = prepare_dataset(
             self.dataset_root,
             self.resolved_cache_dir,
             on_bad_case=self.on_bad_case,
             workers=self.preprocess_workers,
             affine_tolerance=self.affine_tolerance,
+            shard=shard,
+            num_shards=num_shards,
             progress=progress,
         )
         log.info("%s: %s", self.dataset_root, self.prepared.summary())

@@ -82,7 +82,9 @@ class SegmentationModule(pl.LightningModule):
         prediction, truth = self.predict_mask(logits), target.long().squeeze(1)
         metrics = self.metrics["fit" if stage == "train" else stage]
         size = image.shape[0]
-        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True, batch_size=size)
+        # sync_dist: under DDP the logged loss is the mean over all processes, not rank 0's share
+        # (the torchmetrics below sync themselves); a no-op in a single process.
+        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True, batch_size=size, sync_dist=True)
         for name, metric in metrics.items():
             metric(prediction, truth)
             self.log(f"{stage}/{name}", metric, on_step=False, on_epoch=True, prog_bar=name == "dice", batch_size=size)
