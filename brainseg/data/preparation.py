@@ -51,16 +51,20 @@ class PreparedDataset:
         )
 
 
+def _cached_projection(record: CaseRecord, cache_root: str) -> Projection | None:
+    """The cached projection of a case if its PNGs are current; ``None`` on any miss."""
+    try:
+        return MipCache(cache_root).load(record.case_id, cache_key(record, PROJECTION_SETTINGS))
+    except OSError:  # a source file vanished or cannot be stat'ed: let projection report it
+        return None
+
+
 def _prepare_case(record: CaseRecord, cache_root: str, affine_tolerance: float, max_voxels: int):
-    """Worker: cached projection of one case, or the one-line reason it is unusable."""
-    cache = MipCache(cache_root)
+    """Worker: project and cache one case, or give the one-line reason it is unusable."""
     try:
         key = cache_key(record, PROJECTION_SETTINGS)
-        cached = cache.load(record.case_id, key)
-        if cached is not None:
-            return record, cached, None, False
         projection = project_case(record, affine_tolerance, max_voxels)
-        cache.store(record.case_id, key, projection)
+        MipCache(cache_root).store(record.case_id, key, projection)
         return record, projection, None, True
     except BadCaseError as error:
         return record, None, error, False
@@ -104,12 +108,15 @@ def prepare_dataset(
     discovery = discover_cases(root)
     prepared = PreparedDataset(skipped=dict(discovery.problems))
     cases = select_shard(discovery.cases, shard, num_shards)
-    workers = max(1, min(workers or os.cpu_count() or 1, len(cases) // MIN_CASES_PER_WORKER))
-    arguments = [(record, str(cache_dir), affine_tolerance, max_voxels) for record in cases]
-    bar = tqdm(total=len(cases), desc="Preparing MIPs", unit="case", disable=not progress or not cases, leave=False)
+    # Cache hits are read here: a worker pool costs seconds to start, worth it only for misses.
+    cached = [(record, _cached_projection(record, str(cache_dir))) for record in cases]
+    _collect(((record, projection, None, False) for record, projection in cached if projection), prepared, None)
+    missing = [record for record, projection in cached if projection is None]
+    workers = max(1, min(workers or os.cpu_count() or 1, len(missing) // MIN_CASES_PER_WORKER))
+    arguments = [(record, str(cache_dir), affine_tolerance, max_voxels) for record in missing]
+    bar = tqdm(total=len(missing), desc="Preparing MIPs", unit="case", disable=not progress or not missing, leave=False)
     if workers == 1:
-        results = (_prepare_case(*args) for args in arguments)
-        _collect(results, prepared, bar)
+        _collect((_prepare_case(*args) for args in arguments), prepared, bar)
     else:
         context = multiprocessing.get_context("spawn")  # no fork of a process holding torch threads
         with ProcessPoolExecutor(workers, mp_context=context) as pool:
@@ -127,7 +134,8 @@ def prepare_dataset(
 
 def _collect(results, prepared: PreparedDataset, bar) -> None:
     for record, projection, error, newly in results:
-        bar.update()
+        if bar is not None:
+            bar.update()
         if error is not None:
             prepared.skipped[error.path] = error.problem
             continue
