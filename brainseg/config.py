@@ -36,6 +36,11 @@ def check_config(cfg: DictConfig) -> None:
         raise ConfigError(f"data.batch_size must be >= 1, got {data.batch_size}")
     if data.get("on_bad_case") not in (None, "skip", "fail"):
         raise ConfigError(f"data.on_bad_case must be 'skip' or 'fail', got {data.on_bad_case!r}")
+    if data.get("normalization") not in (None, "window", "zscore"):
+        raise ConfigError(f"data.normalization must be 'window' or 'zscore', got {data.normalization!r}")
+    split = data.get("split")
+    if split is not None and (any(float(v) < 0 for v in split.values()) or not float(split.get("train", 0)) > 0):
+        raise ConfigError(f"data.split fractions must be >= 0 with train > 0, got {dict(split)}")
 
 
 def instantiate_keyed(group: DictConfig | None) -> list:
@@ -46,17 +51,25 @@ def instantiate_keyed(group: DictConfig | None) -> list:
 
 
 def resolve_checkpoint(ckpt_path: str | None, output_dir: str) -> str | None:
-    """``'last'`` means this run folder's ``checkpoints/last.ckpt``; a path must exist."""
+    """``'last'`` means this run folder's ``checkpoints/last.ckpt``; a path must exist.
+
+    The file is read weights-only once here, so that a checkpoint that would run code when
+    unpickled (or is not brainseg's) is refused in one line before any work starts.
+
+    Raises:
+        ConfigError: no such file. BadCheckpointError: not a weights-only brainseg checkpoint.
+    """
     if ckpt_path is None:
         return None
-    if ckpt_path == "last":
-        path = Path(output_dir) / "checkpoints" / "last.ckpt"
-        if not path.is_file():
-            raise ConfigError(
-                f"ckpt_path=last but {path} does not exist; resume in the old run folder with "
-                "hydra.run.dir=<that run folder> ckpt_path=last, or give a checkpoint path"
-            )
-        return str(path)
-    if not Path(ckpt_path).is_file():
+    path = Path(output_dir) / "checkpoints" / "last.ckpt" if ckpt_path == "last" else Path(ckpt_path)
+    if not path.is_file() and ckpt_path == "last":
+        raise ConfigError(
+            f"ckpt_path=last but {path} does not exist; resume in the old run folder with "
+            "hydra.run.dir=<that run folder> ckpt_path=last, or give a checkpoint path"
+        )
+    if not path.is_file():
         raise ConfigError(f"ckpt_path={ckpt_path}: no such checkpoint file")
-    return str(ckpt_path)
+    from brainseg.inference import read_checkpoint  # imported here: it pulls in torch and the network
+
+    read_checkpoint(path)
+    return str(path)

@@ -163,6 +163,7 @@ def check_evaluate_config(cfg: DictConfig) -> None:
 def evaluation_cases(cfg: DictConfig) -> dict:
     """Case ID -> :class:`Projection` (with its mask) to score: ``data.root`` whole, or a split of
     the checkpoint's training run (``split.json`` and ``data_report.json`` next to ``checkpoints/``).
+    The files left out are listed in the output folder's own ``data_report.json``.
 
     Raises:
         ConfigError: no ``data.root`` and no training run folder around the checkpoint.
@@ -190,7 +191,12 @@ def evaluation_cases(cfg: DictConfig) -> dict:
         preprocess_workers=data.get("preprocess_workers"),
     )
     datamodule.prepare_data()
-    projections = datamodule.prepared.projections
+    # Like training's run folder, the output lists the files left out under on_bad_case=skip.
+    prepared, output = datamodule.prepared, Path(cfg.paths.output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    report = {"dataset": str(root), "skipped": prepared.skipped, "warnings": prepared.warnings}
+    (output / "data_report.json").write_text(json.dumps(report, indent=2) + "\n")
+    projections = prepared.projections
     if wanted is None:
         return dict(sorted(projections.items()))
     missing = [case_id for case_id in wanted if case_id not in projections]
@@ -213,7 +219,8 @@ def on_scoring_grid(projection, prediction, resolution: str):
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
-    """Score ``cfg.ckpt_path`` case by case; write ``per_case.csv``, ``metrics.json`` and ``report.html``."""
+    """Score ``cfg.ckpt_path`` case by case; write ``per_case.csv``, ``metrics.json``, ``report.html``
+    and ``data_report.json`` (the files left out, with their reasons)."""
     from brainseg.report import CasePicture, write_report  # report.py imports this module
 
     check_evaluate_config(cfg)

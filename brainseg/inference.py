@@ -19,6 +19,7 @@ import os
 import pickle
 import re
 import zipfile
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,9 +30,10 @@ from PIL import Image, UnidentifiedImageError
 from torch import nn
 from tqdm.auto import tqdm
 
+from brainseg.config import ConfigError
 from brainseg.data.cache import HU_OFFSET
 from brainseg.data.dicom import is_dicom_folder
-from brainseg.data.discovery import CaseRecord, discover_cases, strip_nifti_suffix
+from brainseg.data.discovery import LAYOUTS, CaseRecord, discover_cases, strip_nifti_suffix
 from brainseg.data.nifti import BadCaseError
 from brainseg.data.normalization import normalize_hu, window_hu
 from brainseg.data.projection import Projection, project_case
@@ -112,7 +114,7 @@ class Predictor:
 
     def __init__(self, net: nn.Module, threshold: float, preprocessing: dict, device: str = "cpu"):
         if not 0.0 < float(threshold) < 1.0:
-            raise ValueError(f"threshold applies to probabilities and must be in (0, 1), got {threshold}")
+            raise ConfigError(f"threshold applies to probabilities and must be in (0, 1), got {threshold}")
         if preprocessing.get("mode", "mip") != "mip":
             raise ValueError(f"this predictor handles MIP checkpoints, got mode {preprocessing.get('mode')!r}")
         self.device = torch.device(device)
@@ -174,6 +176,7 @@ def load_predictor(path: str | Path, device: str = "cpu", threshold: float | Non
 # ---- prediction on new scans: inputs in, three PNGs per case out --------------------------------
 
 PNG_SUFFIX = ".png"
+IMAGE_FOLDERS = {image_folder for image_folder, *_ in LAYOUTS.values()}  # lower-case names
 OVERLAY_MIN_SIDE = 512  # a smaller MIP's overlay is enlarged by an integer factor, for people to look at
 
 
@@ -183,11 +186,13 @@ class InputCase:
 
     case_id: str
     path: Path
+    problem: str = ""  # why it cannot be predicted, known before reading it (a duplicate case ID)
 
 
 def find_inputs(path: str | Path) -> list[InputCase]:
     """The cases under ``path``: a NIfTI file, a MIP PNG, a DICOM series folder, a dataset folder
     (either layout; masks are not needed), or a flat folder of NIfTI files, PNGs and series folders.
+    Inputs that share a case ID are returned with a ``problem``: predicting them would mix up outputs.
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
@@ -201,9 +206,16 @@ def find_inputs(path: str | Path) -> list[InputCase]:
     if is_dicom_folder(path):
         return [InputCase(path.name, path)]
     try:
-        return [InputCase(record.case_id, record.image_path) for record in discover_cases(path, require_masks=False).cases]
+        discovery = discover_cases(path, require_masks=False)
     except FileNotFoundError:  # not a dataset layout: a flat folder
-        pass
+        discovery = None
+    if discovery is not None:
+        cases = [InputCase(record.case_id, record.image_path) for record in discovery.cases]
+        # Discovery leaves images with a duplicate case ID out: they are failures to list, not to drop.
+        for file, reason in discovery.problems.items():
+            if Path(file).parent.name.lower() in IMAGE_FOLDERS:
+                cases.append(InputCase(strip_nifti_suffix(Path(file).name) or Path(file).name, Path(file), reason))
+        return cases
     cases = []
     for child in sorted(path.iterdir()):
         stem = strip_nifti_suffix(child.name)
@@ -213,7 +225,9 @@ def find_inputs(path: str | Path) -> list[InputCase]:
             cases.append(InputCase(child.stem, child))
         elif child.is_dir() and is_dicom_folder(child):
             cases.append(InputCase(child.name, child))
-    return cases
+    counts = Counter(case.case_id for case in cases)  # 'a.nii' and 'a.nii.gz' would write the same outputs
+    duplicate = "duplicate case ID {!r} in the input; rename one"
+    return [InputCase(c.case_id, c.path, duplicate.format(c.case_id)) if counts[c.case_id] > 1 else c for c in cases]
 
 
 def read_mip_png(path: str | Path, window: tuple[float, float]) -> Projection:
@@ -296,14 +310,11 @@ def predict(cfg: DictConfig) -> list[str]:
         raise FileNotFoundError(f"{cfg.input}: no NIfTI files, DICOM series folders or MIP PNGs found")
     output = Path(cfg.output)
     output.mkdir(parents=True, exist_ok=True)
-    counts: dict[str, int] = {}
-    for case in cases:
-        counts[case.case_id] = counts.get(case.case_id, 0) + 1
     failures, rows = [], []
     for case in tqdm(cases, desc="Predicting", unit="case", leave=False):
         try:
-            if counts[case.case_id] > 1:
-                raise BadCaseError(case.path, f"duplicate case ID {case.case_id!r} in the input; rename one")
+            if case.problem:
+                raise BadCaseError(case.path, case.problem)
             projection = project_input(case, window)
             prediction = predictor.predict(projection.image, projection.spacing)
             pictures = case_pictures(projection.image, prediction, window)

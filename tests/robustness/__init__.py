@@ -1,0 +1,1 @@
+"""Robustness: bad inputs, crashes and resumption, with nothing silently wrong or lost."""
