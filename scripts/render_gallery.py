@@ -20,8 +20,9 @@ from scipy import ndimage
 from brainseg.data.synthetic import SyntheticConfig, generate_case
 
 PANEL = 200  # pixels per panel side
-WINDOWS = {"brain": (40.0, 120.0), "cta": (150.0, 700.0), "bone": (500.0, 2500.0)}  # (level, width)
-COLUMNS = (("axial", "brain"), ("coronal", "cta"), ("sagittal", "brain"), ("MIP S", "bone"))
+# (level, width) in HU. The MIP uses the training window [-100, 1900]: vessels and bone apart.
+WINDOWS = {"brain": (40.0, 120.0), "cta": (150.0, 700.0), "mip": (900.0, 2000.0)}
+COLUMNS = (("axial", "brain"), ("coronal", "cta"), ("sagittal", "brain"), ("MIP S", "mip"))
 
 
 def window(hu: np.ndarray, level: float, width: float) -> np.ndarray:

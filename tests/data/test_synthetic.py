@@ -18,6 +18,9 @@ from brainseg.data.synthetic import (
     synthesize_dataset,
     write_case,
 )
+from brainseg.data.synthetic.physics import Imaging, Renderer
+from brainseg.data.synthetic.tiles import TiledShape
+from brainseg.data.synthetic.voxels import assign, member
 
 BONE = (Tissue.CORTICAL_BONE, Tissue.CANCELLOUS_BONE)
 # Tissues big enough to keep voxels after erosion at default resolution, checked against the table.
@@ -151,3 +154,48 @@ def test_presets_widen_the_ranges():
     assert SyntheticConfig.preset("wide") == wide
     with pytest.raises(ValueError, match="unknown synthetic preset"):
         SyntheticConfig.preset("huge")
+
+
+@pytest.mark.parametrize(
+    "config, seed",
+    [
+        (SyntheticConfig(), 0),  # 1.5 mm pixels, 3 sub-slices per slice: bricks of 4 x 4 cells
+        (replace(SyntheticConfig(), shape_in_plane=(160, 160), reconstruction_fov_mm=(70.0, 72.0)), 1),  # 0.45 mm: one cell
+        (replace(SyntheticConfig(), shape_in_plane=(96, 96), reconstruction_fov_mm=(245.0, 250.0),
+                 spacing_in_plane_mm=(2.5, 2.6)), 2),  # 2.5 mm: fields sampled on every voxel
+    ],
+)
+def test_skipping_and_filling_bricks_changes_nothing(monkeypatch, config, seed):
+    # Large shapes skip bricks they cannot reach and fill uniform ones; the voxel-wise rules everywhere give the same case.
+    fast = generate_case(seed, config, return_labels=True)
+    for cls in TiledShape.__subclasses__():
+        monkeypatch.setattr(cls, "classify", lambda self, box: np.ones(box.shape, np.uint8))
+    slow = generate_case(seed, config, return_labels=True)
+    assert np.array_equal(fast.labels, slow.labels)
+    assert np.array_equal(fast.mask, slow.mask)
+    assert np.array_equal(fast.image, slow.image)
+
+
+def test_rendering_is_lookup_sub_slice_mean_then_gaussian_psf():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 20, (2 * 3, 40, 33), dtype=np.uint8)  # 2 slices of 3 sub-slices
+    lut = rng.uniform(-1000, 2000, 256).astype(np.float32)
+    imaging = Imaging(lut, noise_hu=0.0, psf_sigma_vox=0.8, subslices=3, circular_fov=False, slope=1.0,
+                      intercept=-1024.0, padding_hu=-1024.0)
+    hu = Renderer(imaging, (2, 40, 33))(labels, np.ones(2), rng)
+    expected = lut[labels].reshape(2, 3, 40, 33).mean(axis=1)
+    for axis in (1, 2):
+        expected = ndimage.gaussian_filter1d(expected, 0.8, axis=axis, mode="nearest")
+    np.testing.assert_allclose(hu, expected, atol=1e-3)
+
+
+@pytest.mark.parametrize("over", [(0,), (1, 2, 3), (1, 2, 7, 9, 10, 17), tuple(range(20))])
+def test_label_writes_match_masked_assignment(over):
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 20, (5, 6, 7), dtype=np.uint8)
+    where = rng.random(labels.shape) < 0.5
+    np.testing.assert_array_equal(member(labels, over), np.isin(labels, over))
+    expected = labels.copy()
+    expected[where] = 12
+    assign(labels, 12, where)
+    np.testing.assert_array_equal(labels, expected)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import extras, face_neck, head, vessels
-from .canvas import Shape
 from .config import SyntheticConfig
+from .voxels import Shape
 
 
 def sample_head(

@@ -20,21 +20,35 @@ def skull_base_band(hu: np.ndarray, pixel_xy_anatomy, z_anatomy: np.ndarray, amp
         hu[n] -= F(amplitude * weight[n]) * band
 
 
-def metal_streaks(hu: np.ndarray, k_slab: np.ndarray, metal_vox: np.ndarray, pixel_mm: float, slice_mm: float,
-                  rng: np.random.Generator) -> None:
-    """Bright and dark streaks radiating from metal (dental fillings) within a few mm of its slice."""
-    nj, ni = hu.shape[1:]
-    j, i = np.ogrid[:nj, :ni]
-    for mi, mj, mk in metal_vox:
-        near = np.flatnonzero(np.abs(k_slab - mk) * slice_mm < 5.0)
-        if near.size == 0:
-            continue
-        di, dj = (i - F(mi)) * F(pixel_mm), (j - F(mj)) * F(pixel_mm)
-        r = np.sqrt(di * di + dj * dj)
-        pattern = np.zeros((nj, ni), np.float32)
-        for angle, amp in zip(rng.uniform(0, np.pi, 10), rng.uniform(-500, 400, 10)):
-            dist = np.abs(di * F(np.sin(angle)) - dj * F(np.cos(angle)))
-            pattern += F(amp) * np.exp(-0.5 * (dist / F(1.2)) ** 2)
-        pattern /= F(1.0) + r / F(40.0)
-        for n in near:
-            hu[n] += pattern * F(1.0 - abs(k_slab[n] - mk) * slice_mm / 5.0)
+class MetalStreaks:
+    """Bright and dark streaks radiating from metal (dental fillings) within a few mm of its slice.
+
+    Each piece's streak directions and strengths are drawn once per case, and its in-plane
+    pattern computed once, when the first slice near it is rendered.
+    """
+
+    def __init__(self, metal_vox: list[np.ndarray], pixel_mm: float, slice_mm: float, rng: np.random.Generator):
+        self.metal = [(float(mi), float(mj), float(mk)) for mi, mj, mk in metal_vox]
+        self.streaks = [(rng.uniform(0, np.pi, 10), rng.uniform(-500, 400, 10)) for _ in self.metal]
+        self.pixel_mm, self.slice_mm = pixel_mm, slice_mm
+        self._patterns: dict[int, np.ndarray] = {}
+
+    def _pattern(self, n: int, shape_ji: tuple[int, int]) -> np.ndarray:
+        if n not in self._patterns:
+            mi, mj, _ = self.metal[n]
+            j, i = np.ogrid[: shape_ji[0], : shape_ji[1]]
+            di, dj = (i - F(mi)) * F(self.pixel_mm), (j - F(mj)) * F(self.pixel_mm)
+            r = np.sqrt(di * di + dj * dj)
+            pattern = np.zeros(shape_ji, np.float32)
+            for angle, amp in zip(*self.streaks[n]):
+                dist = np.abs(di * F(np.sin(angle)) - dj * F(np.cos(angle)))
+                pattern += F(amp) * np.exp(-0.5 * (dist / F(1.2)) ** 2)
+            pattern /= F(1.0) + r / F(40.0)
+            self._patterns[n] = pattern
+        return self._patterns[n]
+
+    def __call__(self, hu: np.ndarray, k_slices: np.ndarray) -> None:
+        """Add the streaks to ``hu`` (k, j, i), whose slices sit at indices ``k_slices``."""
+        for n, (_, _, mk) in enumerate(self.metal):
+            for s in np.flatnonzero(np.abs(k_slices - mk) * self.slice_mm < 5.0):
+                hu[s] += self._pattern(n, hu.shape[1:]) * F(1.0 - abs(k_slices[s] - mk) * self.slice_mm / 5.0)

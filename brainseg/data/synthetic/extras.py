@@ -7,10 +7,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import fields
-from .canvas import Block, Shape
+from .canvas import Block
 from .head import CAVITY_SEMI
 from .shapes import Ellipsoid
+from .tiles import Bricks, TiledShape
 from .tissues import Tissue
+from .voxels import Shape
 
 F = np.float32
 BRAIN = (Tissue.GRAY_MATTER, Tissue.WHITE_MATTER)
@@ -28,8 +30,13 @@ def hemorrhage(rng: np.random.Generator) -> list[Shape]:
     ]
 
 
+def _on_side(side: int, box) -> np.ndarray:
+    """Bricks reaching the ``side`` (+1 right, -1 left) of the midline."""
+    return box.hi["x"] > 0 if side > 0 else box.lo["x"] < 0
+
+
 @dataclass
-class Subdural(Shape):
+class Subdural(TiledShape):
     """A crescent of blood between the inner table and the brain over one convexity."""
 
     side: int
@@ -41,13 +48,20 @@ class Subdural(Shape):
         self.lo = np.where(np.array([self.side > 0, False, False]), 0.0, -s) + [0, 0, -20]
         self.hi = np.where(np.array([self.side < 0, False, False]), 0.0, s)
 
-    def paint(self, b: Block) -> None:
-        r = np.sqrt(b.x * b.x + b.y * b.y + b.z * b.z) + F(1e-3)
+    def coarse(self, x, y, z):
+        r = np.sqrt(x * x + y * y + z * z) + F(1e-3)
         d = self.direction.astype(F)
-        cos = (b.x * d[0] + b.y * d[1] + b.z * d[2]) / r
+        cos = (x * d[0] + y * d[1] + z * d[2]) / r
         thickness = F(self.thickness_mm) * np.clip((cos - F(0.55)) / F(0.45), 0, 1)
-        inner = fields.ellipsoid(b.x, b.y, b.z, (0, 0, 0), CAVITY_SEMI)
-        b.set(Tissue.HEMORRHAGE, inner > -thickness - F(2), over=(Tissue.CSF,) + BRAIN)
+        # > 0 within the crescent (and outside the cavity, where nothing it may cover is left).
+        return {"crescent": fields.ellipsoid(x, y, z, (0, 0, 0), CAVITY_SEMI) + thickness + F(2)}
+
+    def classify(self, box):
+        return ((box.hi["crescent"] > 0) & _on_side(self.side, box)).astype(np.uint8)
+
+    def paint(self, b: Bricks) -> None:
+        where = (b.field("crescent") > 0) & (b.x * F(self.side) > 0)  # a subdural does not cross the falx
+        b.set(Tissue.HEMORRHAGE, where, over=(Tissue.CSF,) + BRAIN)
 
 
 def subdural(rng: np.random.Generator) -> Shape:
@@ -57,7 +71,7 @@ def subdural(rng: np.random.Generator) -> Shape:
 
 
 @dataclass
-class Infarct(Shape):
+class Infarct(TiledShape):
     """Hypodense brain in a wedge of the middle cerebral artery territory."""
 
     side: int
@@ -69,11 +83,17 @@ class Infarct(Shape):
         self.lo = np.where(np.array([self.side > 0, False, False]), 0.0, -s)
         self.hi = np.where(np.array([self.side < 0, False, False]), 0.0, s)
 
-    def paint(self, b: Block) -> None:
-        x, y, z = b.x - F(self.side * 15), b.y - F(5), b.z + F(10)
+    def coarse(self, x, y, z):
+        x, y, z = x - F(self.side * 15), y - F(5), z + F(10)
         r = np.sqrt(x * x + y * y + z * z) + F(1e-3)
         d = self.direction.astype(F)
-        b.set(Tissue.INFARCT, (x * d[0] + y * d[1] + z * d[2]) > F(self.min_cos) * r, over=BRAIN)
+        return {"wedge": (x * d[0] + y * d[1] + z * d[2]) - F(self.min_cos) * r}  # > 0 inside the cone
+
+    def classify(self, box):
+        return ((box.hi["wedge"] > 0) & _on_side(self.side, box)).astype(np.uint8)
+
+    def paint(self, b: Bricks) -> None:
+        b.set(Tissue.INFARCT, (b.field("wedge") > 0) & (b.x * F(self.side) > 0), over=BRAIN)
 
 
 def infarct(rng: np.random.Generator) -> Shape:
@@ -88,6 +108,8 @@ class HeadHolder(Shape):
 
     Defined in world coordinates (the holder's axis runs along the scanner's z through the
     head centre); ``anatomy_to_world`` maps the voxel coordinates it is given into that frame.
+    Its cross-section is the same in every slice (up to gantry-tilt shear), so the voxel
+    tests broadcast from a slice's rows and columns.
     """
 
     anatomy_to_world: np.ndarray
@@ -101,21 +123,23 @@ class HeadHolder(Shape):
         hi_w = np.array([cx + 260, cy - 20, self.extent_z[1]])
         corners = np.array(np.meshgrid(*zip(lo_w, hi_w), indexing="ij")).reshape(3, -1)
         world_to_anatomy = np.linalg.inv(self.anatomy_to_world)
-        pts = world_to_anatomy[:3, :3] @ corners + world_to_anatomy[:3, 3:4]
-        self.lo, self.hi = pts.min(axis=1), pts.max(axis=1)
+        self._corners = (world_to_anatomy[:3, :3] @ corners + world_to_anatomy[:3, 3:4]).T
+        self.lo, self.hi = self._corners.min(axis=0), self._corners.max(axis=0)
+
+    def corners(self) -> np.ndarray:
+        return self._corners  # the world box itself, not the anatomy-frame box around it
 
     def paint(self, b: Block) -> None:
-        m = self.anatomy_to_world.astype(F)
+        m = self.anatomy_to_world
         cx, cy, _ = (F(v) for v in self.centre_world)
-
-        def world(axis, x, y, z, offset):
-            return m[axis, 0] * x + m[axis, 1] * y + m[axis, 2] * z + (m[axis, 3] - offset)
-
-        yw = world(1, b.x, b.y, b.z, cy)
-        radius = b.smooth(lambda x, y, z: np.hypot(world(0, x, y, z, cx), world(1, x, y, z, cy)))
-        xw = world(0, b.x, b.y, b.z, cx)
-        below = yw < F(-25)
-        b.set(Tissue.PADDING, (radius < F(self.radius_mm)) & below, over=(Tissue.AIR,))
-        b.set(Tissue.TABLE, (np.abs(radius - F(self.radius_mm + 2)) < F(2)) & below, over=(Tissue.AIR,))
-        plate = np.abs(yw + F(self.radius_mm + 22)) < F(4)
-        b.set(Tissue.TABLE, plate & (np.abs(xw) < F(230)), over=(Tissue.AIR,))
+        xw, yw = b.linear(m[0]) - cx, b.linear(m[1]) - cy  # broadcastable: columns, (slices,) rows
+        r = F(self.radius_mm)
+        r_sq = xw * xw + yw * yw
+        # Foam pad inside the holder (19), its shell (18) and the table plate under it (18), behind the head.
+        pattern = (r_sq < (r + F(4)) ** 2).astype(np.uint8) * np.uint8(Tissue.TABLE)
+        pattern += (r_sq < r * r).astype(np.uint8) * np.uint8(Tissue.PADDING - Tissue.TABLE)
+        pattern *= yw < F(-25)
+        plate = (np.abs(yw + r + F(22)) < F(4)) & (np.abs(xw) < F(230))
+        pattern += plate.astype(np.uint8) * np.uint8(Tissue.TABLE)
+        labels = b.labels
+        labels += pattern * (labels == Tissue.AIR)  # only over air: AIR is 0

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .canvas import Shape
 from .head import CAVITY_SEMI
 from .shapes import BodyPart, Ellipsoid, mirrored, tube
 from .tissues import Tissue
+from .voxels import Shape
 
 T = Tissue
 BONE = (T.CORTICAL_BONE, T.CANCELLOUS_BONE)

@@ -40,21 +40,10 @@ def catmull_rom(points: np.ndarray, step_mm: float) -> np.ndarray:
     """Points every ~``step_mm`` along a Catmull-Rom spline through ``points`` (n, 3)."""
     p = np.asarray(points, dtype=np.float64)
     padded = np.vstack([2 * p[0] - p[1], p, 2 * p[-1] - p[-2]])
-    out = [p[:1]]
-    for a, b, c, d in zip(padded[:-3], padded[1:-2], padded[2:-1], padded[3:]):
-        n = max(int(np.ceil(np.linalg.norm(c - b) / step_mm)), 1)
-        t = (np.arange(1, n + 1) / n)[:, None]
-        out.append(
-            0.5 * ((2 * b) + (-a + c) * t + (2 * a - 5 * b + 4 * c - d) * t**2 + (-a + 3 * b - 3 * c + d) * t**3)
-        )
-    return np.vstack(out)
-
-
-def segment_distance_sq(x, y, z, p0: np.ndarray, p1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Squared distance to segment p0-p1 and the position t in [0, 1] of the nearest point."""
-    d = (p1 - p0).astype(np.float64)
-    length_sq = max(float(d @ d), 1e-9)
-    rx, ry, rz = x - F(p0[0]), y - F(p0[1]), z - F(p0[2])
-    t = np.clip((rx * F(d[0]) + ry * F(d[1]) + rz * F(d[2])) * F(1 / length_sq), 0, 1)
-    ex, ey, ez = rx - t * F(d[0]), ry - t * F(d[1]), rz - t * F(d[2])
-    return ex * ex + ey * ey + ez * ez, t
+    a, b, c, d = padded[:-3], padded[1:-2], padded[2:-1], padded[3:]
+    counts = np.maximum(np.ceil(np.linalg.norm(c - b, axis=1) / step_mm).astype(int), 1)
+    span = np.repeat(np.arange(len(counts)), counts)  # which span each output point lies on
+    t = ((np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts) + 1) / counts[span])[:, None]
+    a, b, c, d = a[span], b[span], c[span], d[span]
+    curve = 0.5 * ((2 * b) + (-a + c) * t + (2 * a - 5 * b + 4 * c - d) * t**2 + (-a + 3 * b - 3 * c + d) * t**3)
+    return np.vstack([p[:1], curve])

@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import fields
-from .canvas import Block, Shape
 from .shapes import Ellipsoid, tube
+from .tiles import Bricks, TiledShape
 from .tissues import Tissue
+from .voxels import Shape
 
 F = np.float32
 CAVITY_SEMI = (67.0, 84.0, 62.0)
@@ -37,14 +38,29 @@ def cranial_floor(x, y) -> np.ndarray:
     return z + F(16) * ridge
 
 
+def tentorium(x, y):
+    """Height of the tentorium: a tent rising to the midline and forward to the notch."""
+    return F(-20) - F(0.3) * np.abs(x) + F(0.22) * np.minimum(y + F(20), F(0))
+
+
+def fissure_floor(y):
+    """Lower edge of the interhemispheric fissure (and the falx): high in the middle, low at the poles."""
+    return F(22) - F(45) * (fields.smoothstep(30, 50, y) + fields.smoothstep(30, 50, -y))
+
+
 @dataclass
-class Cranium(Shape):
+class Cranium(TiledShape):
     """Skull vault and base, and the cranial cavity's contents: CSF, cerebrum, cerebellum.
 
     The cavity is an ellipsoid with low-order radial bumps, cut from below by the cranial
     floor. The cerebrum is the cavity shrunk by the subarachnoid space, folded by sulci
     where a random smooth field crosses zero; white matter lies deeper than the cortical
     ribbon from both the surface and the nearest sulcus. Also sets the mask.
+
+    Painted brick by brick (see ``tiles``): bricks outside the outer table or below the skull
+    base are skipped; bricks outside the cavity get the skull's rules only, bricks inside it
+    the brain's only (and away from the midline and the tentorium just depth and gyri), deep
+    white matter is filled, and bricks the inner table crosses get all the rules.
     """
 
     rng_state: int
@@ -57,17 +73,20 @@ class Cranium(Shape):
     fissure_mm: float = 1.2
     bumps: np.ndarray = field(init=False)
     waves: np.ndarray = field(init=False)
+    painters = ("paint", "paint_skull", "paint_inside", "paint_cortex", "paint_white")  # per brick code 1-5
 
     def __post_init__(self):
         rng = np.random.default_rng(self.rng_state)
-        s = np.asarray(CAVITY_SEMI) + self.vault_mm + 2
-        self.lo, self.hi = -s, s
         self.bumps = rng.normal(0, 1.6, 6)  # mm, on u_x, u_y, u_z, u_x*u_y, u_y*u_z, u_y^2
         directions = rng.normal(size=(4, 3))
         directions /= np.linalg.norm(directions, axis=1, keepdims=True)
         wavelength = rng.uniform(16, 24, (4, 1))
         self.waves = np.hstack([directions * (2 * np.pi / wavelength), rng.uniform(0, 2 * np.pi, (4, 1))])
         self.thick = rng.normal(0, 0.15, 3)
+        # Everything painted lies inside the outer table (thickness up to ~2x the vault's) or the skull base.
+        s = np.asarray(CAVITY_SEMI) + np.abs(self.bumps).sum() + 2.2 * self.vault_mm + 4
+        self.lo, self.hi = -s, s
+        self.lo[2] = min(-s[2], -58.0 - self.base_mm - 4)
 
     def inner(self, x, y, z):
         e = fields.ellipsoid(x, y, z, (0, 0, 0), CAVITY_SEMI)
@@ -88,46 +107,102 @@ class Cranium(Shape):
         w = self.waves.astype(F)
         return sum(np.cos(w[n, 0] * x + w[n, 1] * y + w[n, 2] * z + w[n, 3]) for n in range(len(w)))
 
-    def paint(self, b: Block) -> None:
-        e = b.smooth(self.inner)
-        floor = b.smooth(lambda x, y, z: cranial_floor(x, y) - z)
-        d = np.maximum(e, floor)
-        outer = e - b.smooth(self.thickness)
+    def coarse(self, x, y, z):
+        e = self.inner(x, y, z)
+        floor = cranial_floor(x, y) - z
+        return {
+            "cavity": np.maximum(e, floor),  # < 0 inside the inner table and above the cranial floor
+            "floor": floor,
+            "outer": e - self.thickness(x, y, z),  # < 0 inside the outer table
+            "above_tentorium": z - tentorium(x, y),
+            "above_fissure": z - fissure_floor(y),
+            "gyri": self.gyri(x, y, z),  # |gyri| / 0.3 ~ mm to the sulcal midline
+        }
+
+    def classify(self, box):
+        lo, hi = box.lo, box.hi
+        codes = np.full(box.shape, 1, np.uint8)  # paint: the inner table crosses the brick
+        codes[lo["cavity"] >= 0] = 2  # paint_skull: outside the cavity
+        inside = hi["cavity"] < 0
+        codes[inside] = 3  # paint_inside: no bone
+        midline = F(max(self.fissure_mm, 0.7))
+        off_midline = (lo["x"] >= midline) | (hi["x"] <= -midline)  # no fissure, no falx
+        supratentorial = (lo["above_tentorium"] >= F(0.7)) | (lo["y"] >= F(-8))  # no cerebellum, no tentorium
+        simple = inside & off_midline & supratentorial
+        codes[simple] = 4  # paint_cortex
+        codes[simple & (hi["cavity"] < -F(self.csf_mm + self.sulcus_depth_mm + self.cortex_mm))] = 5  # below the sulci
+        codes[(lo["outer"] >= 0) | (lo["floor"] >= F(self.base_mm))] = 0  # no bone, no cavity
+        return codes
+
+    def paint(self, b: Bricks) -> None:
+        d = b.field("cavity")
         inside = d < 0
-        foramen = (b.x * b.x + (b.y + F(30)) ** 2) < F(15**2)
-        bone = ~inside & (outer < 0) & (floor < F(self.base_mm)) & ~(foramen & (floor > 0))
-        np.copyto(b.labels, np.uint8(Tissue.CANCELLOUS_BONE), where=bone)
-        tables = bone & ((d < F(1.6)) | (outer > F(-1.8)) | (floor > F(self.base_mm - 2)))
-        np.copyto(b.labels, np.uint8(Tissue.CORTICAL_BONE), where=tables)
-        np.copyto(b.labels, np.uint8(Tissue.CSF), where=inside)
-        b.mask[...] = inside
-        if not inside.any():
-            return
+        self.paint_skull(b, ~inside)
+        b.set(Tissue.CSF, inside)
+        b.mask = inside
+        self.paint_brain(b, d, inside)
+
+    def paint_skull(self, b: Bricks, outside: np.ndarray | None = None) -> None:
+        """Diploe between cortical tables, and the skull base, around the cavity (``outside`` it; None: all)."""
+        d, fl, outer = b.field("cavity"), b.field("floor"), b.field("outer")
+        bone = (outer < 0) & (fl < F(self.base_mm))
+        if outside is not None:
+            bone &= outside
+        hole = bone & (fl > 0)  # below the floor: the foramen magnum may open there
+        if hole.any():
+            hole &= (b.x * b.x + (b.y + F(30)) ** 2) < F(15**2)
+            bone &= ~hole
+        b.set(Tissue.CANCELLOUS_BONE, bone)
+        tables = (d < F(1.6)) | (outer > F(-1.8)) | (fl > F(self.base_mm - 2))
+        b.set(Tissue.CORTICAL_BONE, tables & bone)
+
+    def paint_inside(self, b: Bricks) -> None:
+        b.fill(Tissue.CSF)
+        b.mask = True
+        self.paint_brain(b, b.field("cavity"), None)
+
+    def paint_cortex(self, b: Bricks) -> None:
+        """Away from the midline and the tentorium: CSF, gray and white matter from depth and gyri alone."""
+        depth = b.field("cavity") + F(self.csf_mm)
+        np.negative(depth, out=depth)
+        gray, white = self._cortex(depth, np.abs(b.field("gyri")))
+        labels = np.full(b.shape, Tissue.CSF, np.uint8)
+        labels += gray * np.uint8(Tissue.GRAY_MATTER - Tissue.CSF)
+        labels += white * np.uint8(Tissue.WHITE_MATTER - Tissue.GRAY_MATTER)  # white lies within gray
+        b.labels = labels
+        b.mask = True
+
+    def paint_white(self, b: Bricks) -> None:
+        b.fill(Tissue.WHITE_MATTER)
+        b.mask = True
+
+    def _cortex(self, depth: np.ndarray, gyral: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Gray matter (brain outside sulci) and white matter (below the cortical ribbon) from depth and |gyri|."""
+        gray = (depth < F(self.sulcus_depth_mm)) & (gyral < F(0.3 * self.sulcus_mm))  # sulcus
+        np.logical_not(gray, out=gray)
+        gray &= depth > 0
+        white = (gyral > F(0.3 * (self.sulcus_mm + self.cortex_mm))) | (depth > F(self.sulcus_depth_mm + self.cortex_mm))
+        white &= depth > F(self.cortex_mm)
+        return gray, white
+
+    def paint_brain(self, b: Bricks, d: np.ndarray, inside: np.ndarray | None) -> None:
+        """Gray and white matter, sulci, falx, tentorium and cerebellum inside the cavity (``inside``; None: all)."""
         depth = -(d + F(self.csf_mm))  # depth below the brain surface
-        tentorium = b.smooth(lambda x, y, z: self.tentorium(x, y))
-        infratentorial = (b.z < tentorium) & (b.y < F(-8))
-        cerebrum = (depth > 0) & ~infratentorial
-        fissure_floor = b.smooth(lambda x, y, z: F(22) - F(45) * (fields.smoothstep(30, 50, y) + fields.smoothstep(30, 50, -y)))
-        fissure = (np.abs(b.x) < F(self.fissure_mm)) & (b.z > fissure_floor)
-        cerebrum &= ~fissure
-        gyral = np.abs(b.smooth(self.gyri)) * F(1 / 0.3)  # ~ mm to the sulcal midline
-        sulcus = (depth < F(self.sulcus_depth_mm)) & (gyral < F(self.sulcus_mm))
-        np.copyto(b.labels, np.uint8(Tissue.GRAY_MATTER), where=cerebrum & ~sulcus)
-        white = cerebrum & (depth > F(self.cortex_mm)) & (
-            (gyral > F(self.sulcus_mm + self.cortex_mm)) | (depth > F(self.sulcus_depth_mm + self.cortex_mm))
-        )
-        np.copyto(b.labels, np.uint8(Tissue.WHITE_MATTER), where=white)
-        falx = (np.abs(b.x) < F(0.7)) & (b.z > fissure_floor - F(3)) & inside & (depth < F(60))
-        tent = (np.abs(b.z - tentorium) < F(0.7)) & (b.y < F(-12)) & ~((np.abs(b.x) < F(14)) & (b.y > F(-48)))
-        np.copyto(b.labels, np.uint8(Tissue.DURA), where=inside & (falx | tent))
+        above_tentorium, above_fissure = b.field("above_tentorium"), b.field("above_fissure")
+        x_abs, y = np.abs(b.x), b.y
+        infratentorial = (above_tentorium < 0) & (y < F(-8))
+        cerebrum = ~infratentorial
+        cerebrum &= ~((x_abs < F(self.fissure_mm)) & (above_fissure > 0))  # interhemispheric fissure
+        gray, white = self._cortex(depth, np.abs(b.field("gyri")))
+        b.set(Tissue.GRAY_MATTER, gray & cerebrum)
+        b.set(Tissue.WHITE_MATTER, white & cerebrum)
+        falx = (x_abs < F(0.7)) & (above_fissure > F(-3)) & (depth < F(60))
+        tent = (np.abs(above_tentorium) < F(0.7)) & (y < F(-12)) & ~((x_abs < F(14)) & (y > F(-48)))
+        dura = falx | tent
+        b.set(Tissue.DURA, dura if inside is None else dura & inside)
         self.paint_cerebellum(b, depth, infratentorial)
 
-    @staticmethod
-    def tentorium(x, y):
-        """Height of the tentorium: a tent rising to the midline and forward to the notch."""
-        return F(-20) - F(0.3) * np.abs(x) + F(0.22) * np.minimum(y + F(20), F(0))
-
-    def paint_cerebellum(self, b: Block, depth, infratentorial) -> None:
+    def paint_cerebellum(self, b: Bricks, depth, infratentorial) -> None:
         region = infratentorial & (depth > 0)
         if not region.any():
             return

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
 from . import fields
-from .canvas import Block, Shape
+from .canvas import Block
+from .tiles import Bricks, TiledShape
 from .tissues import Tissue
+from .voxels import Shape
 
 F = np.float32
-SEGMENTS_PER_SHAPE = 4
 
 
 @dataclass
@@ -28,12 +30,22 @@ class Ellipsoid(Shape):
         self.lo, self.hi = c - s, c + s
 
     def paint(self, b: Block) -> None:
-        b.set(self.label, fields.ellipsoid(b.x, b.y, b.z, self.centre, self.semi) < 0, over=self.over)
+        # Inside iff the normalized quadratic form is below 1: each term is affine in the voxel indices.
+        q = None
+        for axis, (c, s) in enumerate(zip(self.centre, self.semi)):
+            row = np.zeros(4)
+            row[axis], row[3] = 1 / s, -c / s
+            u = b.linear(row)
+            q = u * u if q is None else q + u * u
+        b.set(self.label, q < 1, over=self.over)
 
 
 @dataclass
-class BodyPart(Shape):
-    """Soft tissue inside an ellipsoid or a capped elliptic cylinder, under skin and a fat layer."""
+class BodyPart(TiledShape):
+    """Soft tissue inside an ellipsoid or a capped elliptic cylinder, under skin and a fat layer.
+
+    Tiled: bricks outside the skin are skipped, bricks deeper than the fat layer only fill.
+    """
 
     centre: tuple[float, float, float]
     semi: tuple[float, float, float]  # for a cylinder the z value is the half-height
@@ -41,6 +53,7 @@ class BodyPart(Shape):
     fat_mm: float = 4.0
     skin_mm: float = 2.0
     interior: int = Tissue.SOFT_TISSUE
+    painters = ("paint", "paint_deep")
 
     def __post_init__(self):
         c, s = np.asarray(self.centre, float), np.asarray(self.semi, float)
@@ -52,18 +65,34 @@ class BodyPart(Shape):
             return np.maximum(d, np.abs(z - F(self.centre[2])) - F(self.semi[2]))
         return fields.ellipsoid(x, y, z, self.centre, self.semi)
 
-    def paint(self, b: Block) -> None:
-        d = b.smooth(self.distance)
+    def coarse(self, x, y, z):
+        return {"d": self.distance(x, y, z)}
+
+    def classify(self, box):
+        codes = np.ones(box.shape, np.uint8)
+        codes[box.hi["d"] < -F(self.skin_mm + self.fat_mm)] = 2
+        codes[box.lo["d"] >= 0] = 0
+        return codes
+
+    def paint(self, b: Bricks) -> None:
+        d = b.field("d")
         deep = d < -F(self.skin_mm + self.fat_mm)
         b.set(self.interior, deep, over=(Tissue.AIR, Tissue.FAT))
         if self.fat_mm > 0:
             b.set(Tissue.FAT, (d < -F(self.skin_mm)) & ~deep, over=(Tissue.AIR,))
         b.set(Tissue.SOFT_TISSUE, d < 0, over=(Tissue.AIR,))
 
+    def paint_deep(self, b: Bricks) -> None:
+        b.set(self.interior, over=(Tissue.AIR, Tissue.FAT))
+
 
 @dataclass
 class Tube(Shape):
-    """A few consecutive segments of a tube whose radius varies linearly along each segment."""
+    """Consecutive segments of a tube whose radius varies linearly along each segment.
+
+    Each segment is tested only inside its own small box of voxels (all segments at once,
+    boxes of one size), so the work grows with the tube's length, not with its bounding box.
+    """
 
     label: int
     points: np.ndarray  # (n, 3) centreline
@@ -75,14 +104,33 @@ class Tube(Shape):
         self.lo = self.points.min(axis=0) - r
         self.hi = self.points.max(axis=0) + r
 
+    @cached_property
+    def _segments(self) -> tuple:
+        """Per segment: start, end, largest radius (float64); step, 1/length^2, radius and its change (float32)."""
+        p0, p1 = self.points[:-1], self.points[1:]
+        d = p1 - p0
+        return (p0, p1, np.maximum(self.radii[:-1], self.radii[1:]), d.astype(F),
+                (1 / np.maximum((d * d).sum(axis=1), 1e-9)).astype(F), self.radii[:-1].astype(F), np.diff(self.radii).astype(F))
+
     def paint(self, b: Block) -> None:
-        inside = None
-        for n in range(len(self.points) - 1):
-            dist_sq, t = fields.segment_distance_sq(b.x, b.y, b.z, self.points[n], self.points[n + 1])
-            r = F(self.radii[n]) + t * F(self.radii[n + 1] - self.radii[n])
-            hit = dist_sq < r * r
-            inside = hit if inside is None else inside | hit
-        b.set(self.label, inside, over=self.over)
+        p0, p1, r_max, d, inv_len_sq, r0, dr = self._segments
+        inside, origin, size = b.capsule_boxes(p0, p1, r_max)
+        if not inside.any():
+            return
+        rx, ry, rz = b.coords_at(origin, size, minus=p0[inside])  # (segments, *size), from each segment's start
+        shaped = lambda v: v[inside].reshape(-1, 1, 1, 1)  # noqa: E731
+        dx, dy, dz = shaped(d[:, 0]), shaped(d[:, 1]), shaped(d[:, 2])
+        t = rx * dx
+        t += ry * dy
+        t += rz * dz
+        t *= shaped(inv_len_sq)
+        np.clip(t, 0, 1, out=t)  # nearest point on the segment
+        dist_sq = np.square(rx - t * dx)
+        dist_sq += np.square(ry - t * dy)
+        dist_sq += np.square(rz - t * dz)
+        r = shaped(r0) + t * shaped(dr)
+        segment, k, j, i = np.nonzero(dist_sq < r * r)
+        b.set_at(self.label, (origin[segment, 0] + k, origin[segment, 1] + j, origin[segment, 2] + i), over=self.over)
 
 
 def tube(
@@ -94,17 +142,14 @@ def tube(
     over: tuple[int, ...] | None = None,
     step_mm: float = 3.0,
 ) -> list[Tube]:
-    """Tube segments along a smooth spline through control points jittered by ``tortuosity`` (mm)."""
+    """A tube along a smooth spline through control points jittered by ``tortuosity`` (mm)."""
     pts = np.asarray(points, float)
     if rng is not None and tortuosity > 0 and len(pts) > 2:
         jitter = rng.normal(0, tortuosity, pts.shape)
         jitter[0] = jitter[-1] = 0
         pts = pts + jitter
     centre = fields.catmull_rom(pts, step_mm=step_mm) if len(pts) > 2 else pts
-    radii = np.linspace(radius[0], radius[1], len(centre))
-    # A few segments per shape: small boxes, little per-shape overhead.
-    chunks = range(0, len(centre) - 1, SEGMENTS_PER_SHAPE)
-    return [Tube(label, centre[n : n + SEGMENTS_PER_SHAPE + 1], radii[n : n + SEGMENTS_PER_SHAPE + 1], over) for n in chunks]
+    return [Tube(label, centre, np.linspace(radius[0], radius[1], len(centre)), over)]
 
 
 def mirrored(points, side: int) -> np.ndarray:

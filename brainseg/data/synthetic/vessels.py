@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .canvas import Shape
 from .head import CAVITY_SEMI, INTRACRANIAL
 from .shapes import mirrored, tube
 from .tissues import Tissue
+from .voxels import Shape
 
 T = Tissue
 # Vessels may run through anything but air spaces, teeth and the devices outside the body.
