@@ -10,11 +10,12 @@ from omegaconf import DictConfig
 
 from brainseg.cli import run_safely
 from brainseg.evaluation import evaluate
+from brainseg.volume_tasks import by_checkpoint_mode, evaluate_volumes
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
-    run_safely(evaluate, cfg)
+    run_safely(by_checkpoint_mode(evaluate, evaluate_volumes), cfg)  # 2-D or 3-D scores, as trained
 
 
 if __name__ == "__main__":

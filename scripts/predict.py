@@ -12,11 +12,12 @@ from omegaconf import DictConfig
 
 from brainseg.cli import run_safely
 from brainseg.inference import predict
+from brainseg.volume_tasks import by_checkpoint_mode, predict_volumes
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
 def main(cfg: DictConfig) -> None:
-    if run_safely(predict, cfg):
+    if run_safely(by_checkpoint_mode(predict, predict_volumes), cfg):  # MIP footprint or 3-D mask, as trained
         sys.exit(1)
 
 

@@ -1,0 +1,187 @@
+"""Axial slices on a coarse in-plane grid, and the exact way back to the stored voxel grid.
+
+Training and volume inference share this geometry, so a network sees the same kind of slice
+in both. A volume is reoriented to RAS voxel order by flips and axis permutations only
+(nibabel's ``io_orientation``: no interpolation, so the inverse is exact), cut into axial
+slices along the axis nearest to S, and each slice is resampled to ``spacing_mm`` pixels
+(antialiased bilinear, pixel areas aligned: ``align_corners=False``). Going back, values are
+upsampled to the stored in-plane shape with the same alignment and un-flipped/un-permuted;
+the through-plane grid is never resampled. Gantry tilt (a sheared affine) is kept as it is:
+slices are taken in voxel space.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from nibabel.orientations import apply_orientation, axcodes2ornt, io_orientation, ornt_transform
+
+from brainseg.data.nifti import BadCaseError, NiftiVolume
+
+RAS = axcodes2ornt("RAS")
+
+
+@dataclass(frozen=True)
+class AxialGrid:
+    """How a stored volume maps to RAS-ordered axial slices at ``spacing_mm``."""
+
+    orientation: np.ndarray  # nibabel ornt: storage axis -> (RAS axis, flip)
+    shape: tuple[int, int, int]  # RAS voxel order (R, A, S)
+    spacing: tuple[float, float, float]  # mm along (R, A, S) voxel axes
+    coarse_shape: tuple[int, int]  # in-plane (R, A) shape after resampling
+    spacing_mm: float  # in-plane target pixel size
+
+    @property
+    def n_slices(self) -> int:
+        return self.shape[2]
+
+    @property
+    def coarse_spacing(self) -> tuple[float, float]:
+        """Actual pixel size (mm) on the coarse grid, (R, A); close to ``spacing_mm``."""
+        return (self.shape[0] * self.spacing[0] / self.coarse_shape[0], self.shape[1] * self.spacing[1] / self.coarse_shape[1])
+
+
+def plan_axial_grid(affine: np.ndarray, shape: tuple[int, int, int], spacing_mm: float | None) -> AxialGrid:
+    """The axial grid of a volume with this stored ``affine`` and ``shape``.
+
+    Args:
+        spacing_mm: in-plane pixel size of the slices; ``None`` keeps the stored pixels.
+    """
+    orientation = io_orientation(affine)
+    order = np.argsort(orientation[:, 0])  # storage axis that holds R, A, S
+    voxel = np.sqrt((np.asarray(affine)[:3, :3] ** 2).sum(axis=0))
+    ras_shape = tuple(int(shape[axis]) for axis in order)
+    ras_spacing = tuple(float(voxel[axis]) for axis in order)
+    if spacing_mm is None:
+        coarse = ras_shape[:2]
+    else:
+        if spacing_mm <= 0:
+            raise ValueError(f"spacing_mm must be > 0, got {spacing_mm}")
+        coarse = tuple(max(1, int(round(n * s / spacing_mm))) for n, s in zip(ras_shape[:2], ras_spacing[:2]))
+    return AxialGrid(orientation, ras_shape, ras_spacing, coarse, float(spacing_mm or min(ras_spacing[:2])))
+
+
+def to_ras(array: np.ndarray, grid: AxialGrid) -> np.ndarray:
+    """Stored-order array -> RAS voxel order (a view: flips and transposes only)."""
+    return apply_orientation(array, grid.orientation)
+
+
+def from_ras(array: np.ndarray, grid: AxialGrid) -> np.ndarray:
+    """Inverse of :func:`to_ras` (a view)."""
+    return apply_orientation(array, ornt_transform(RAS, grid.orientation))
+
+
+def resample_slices(slices: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    """Resize a (N, H, W) or (N, C, H, W) float stack in-plane; antialiased when shrinking."""
+    batch = slices[:, None] if slices.ndim == 3 else slices
+    if tuple(batch.shape[-2:]) == tuple(shape):
+        out = batch
+    else:
+        shrink = shape[0] < batch.shape[-2] or shape[1] < batch.shape[-1]
+        out = F.interpolate(batch, size=tuple(shape), mode="bilinear", align_corners=False, antialias=shrink)
+    return out[:, 0] if slices.ndim == 3 else out
+
+
+def context_indices(index: int | np.ndarray, n_slices: int, context: int) -> np.ndarray:
+    """Slice indices ``index - context ... index + context``, clamped at the ends of the stack."""
+    offsets = np.arange(-context, context + 1)
+    return np.clip(np.asarray(index)[..., None] + offsets, 0, n_slices - 1)
+
+
+def pad_to_multiple(stack: torch.Tensor, divisor: int, value: float) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
+    """Pad the last two dims up to multiples of ``divisor``, centred; returns the padding (l, r, t, b)."""
+    height, width = stack.shape[-2:]
+    extra_h, extra_w = -height % divisor, -width % divisor
+    pad = (extra_w // 2, extra_w - extra_w // 2, extra_h // 2, extra_h - extra_h // 2)
+    if not any(pad):
+        return stack, pad
+    return F.pad(stack, pad, value=value), pad
+
+
+def crop_padding(stack: torch.Tensor, pad: tuple[int, int, int, int]) -> torch.Tensor:
+    """Undo :func:`pad_to_multiple`."""
+    left, right, top, bottom = pad
+    return stack[..., top : stack.shape[-2] - bottom, left : stack.shape[-1] - right]
+
+
+def fit_window(stack: np.ndarray, size: int, centre: tuple[float, float], value: float) -> np.ndarray:
+    """Cut a ``size x size`` window centred near ``centre`` from the last two dims, padding with ``value``.
+
+    Used for training batches: the window stays inside the image when the image is larger,
+    and the image sits in the middle of the window when it is smaller.
+    """
+    out = np.full((*stack.shape[:-2], size, size), value, dtype=stack.dtype)
+    starts = []
+    for length, middle in zip(stack.shape[-2:], centre):
+        if length <= size:
+            starts.append(-((size - length) // 2))
+        else:
+            starts.append(int(np.clip(round(middle - size / 2), 0, length - size)))
+    (r0, c0), (h, w) = starts, stack.shape[-2:]
+    src_r, src_c = slice(max(r0, 0), min(r0 + size, h)), slice(max(c0, 0), min(c0 + size, w))
+    dst_r = slice(src_r.start - r0, src_r.stop - r0)
+    dst_c = slice(src_c.start - c0, src_c.stop - c0)
+    out[..., dst_r, dst_c] = stack[..., src_r, src_c]
+    return out
+
+
+def iter_axial_batches(ras: np.ndarray, batch_slices: int):
+    """Yield ``(z0, slices)`` with ``slices`` a (B, R, A) array copied out of a RAS-ordered volume."""
+    for z0 in range(0, ras.shape[2], batch_slices):
+        yield z0, np.ascontiguousarray(np.moveaxis(ras[:, :, z0 : z0 + batch_slices], 2, 0))
+
+
+def read_axial_hu(volume: NiftiVolume, grid: AxialGrid, raw: np.ndarray | None = None, batch_slices: int = 32) -> torch.Tensor:
+    """A CT volume as (S, R, A) axial slices in HU on the coarse grid, float32.
+
+    Voxels are read once in their stored dtype (``raw``, if the caller already has them) and
+    converted to float32 a batch of slices at a time, so the full-resolution volume never
+    exists as floats.
+
+    Raises:
+        BadCaseError: NaN or Inf voxels, or unreadable data.
+    """
+    raw = volume.read() if raw is None else raw
+    ras = to_ras(raw, grid)
+    out = torch.empty((grid.n_slices, *grid.coarse_shape), dtype=torch.float32)
+    for z0, slices in iter_axial_batches(ras, batch_slices):
+        hu = volume.scale(slices)
+        if volume.dtype.kind == "f" and not np.isfinite(hu).all():
+            raise BadCaseError(volume.path, "contains NaN or Inf voxels")
+        out[z0 : z0 + len(hu)] = resample_slices(torch.from_numpy(hu), grid.coarse_shape)
+    return out
+
+
+def read_axial_mask(volume: NiftiVolume, grid: AxialGrid, batch_slices: int = 32) -> tuple[np.ndarray, list[str]]:
+    """A brain mask as (S, R, A) uint8 {0, 1} slices on the coarse grid, plus warnings.
+
+    Each coarse pixel is brain when at least half of its area is (antialiased resampling of
+    the binary mask, then 0.5). A mask holding {0, k} for one k != 1 is binarized with a warning.
+
+    Raises:
+        BadCaseError: empty mask, several non-zero labels, unreadable data.
+    """
+    raw = volume.read()
+    if (volume.slope, volume.intercept) != (1.0, 0.0):
+        raw = volume.scale(raw)
+    if raw.dtype.kind == "f" and not np.isfinite(raw).all():
+        raise BadCaseError(volume.path, "contains NaN or Inf voxels")
+    values = raw[raw != 0]
+    if values.size == 0:
+        raise BadCaseError(volume.path, "mask is empty (no brain voxels)")
+    low, high = values.min(), values.max()
+    if low != high:
+        shown = ", ".join(f"{v:g}" for v in np.unique(values)[:8])
+        raise BadCaseError(volume.path, f"mask is not binary: values {{0, {shown}}}")
+    warnings = []
+    if low != 1:
+        warnings.append(f"{volume.path}: mask values are {{0, {float(low):g}}}; binarized (non-zero = brain)")
+    ras = to_ras(raw, grid)
+    out = np.empty((grid.n_slices, *grid.coarse_shape), dtype=np.uint8)
+    for z0, slices in iter_axial_batches(ras, batch_slices):
+        fraction = resample_slices(torch.from_numpy((slices != 0).astype(np.float32)), grid.coarse_shape)
+        out[z0 : z0 + len(fraction)] = (fraction >= 0.5).numpy()
+    return out, warnings

@@ -1,0 +1,135 @@
+"""Slice mode: exact reorientation, coarse in-plane grid, 2.5-D stacks, brain-free slices at a ratio."""
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from brainseg.config import ConfigError
+from brainseg.data.axial import context_indices, fit_window, from_ras, plan_axial_grid, resample_slices, to_ras
+from brainseg.data.datamodule import MipDataModule
+from brainseg.data.modes import make_datamodule
+from brainseg.data.slices import EmptySliceSampler, SliceDataModule
+from tests.conftest import compose_config, make_dataset
+
+ORIENTATIONS = ["RAS", "LPS", "LPI", "PLS", "ASR", "SAL", "ILP"]
+
+
+def stored(volume_ras: np.ndarray, affine_ras: np.ndarray, axcodes: str) -> tuple[np.ndarray, np.ndarray]:
+    """The same voxels stored in another orientation, with the affine that keeps them in place."""
+    transform = nib.orientations.ornt_transform(nib.orientations.axcodes2ornt("RAS"), nib.orientations.axcodes2ornt(axcodes))
+    array = nib.orientations.apply_orientation(volume_ras, transform)
+    return array, affine_ras @ nib.orientations.inv_ornt_aff(transform, volume_ras.shape)
+
+
+@pytest.mark.parametrize("axcodes", ORIENTATIONS)
+def test_every_storage_orientation_gives_the_same_ras_slices_and_comes_back_exactly(axcodes):
+    ras = np.random.default_rng(0).integers(-1000, 1000, (6, 5, 4)).astype(np.int16)
+    affine = np.diag([0.5, 0.6, 3.0, 1.0])
+    array, stored_affine = stored(ras, affine, axcodes)
+    grid = plan_axial_grid(stored_affine, array.shape, 1.0)
+    assert np.array_equal(to_ras(array, grid), ras)
+    assert np.array_equal(from_ras(to_ras(array, grid), grid), array)
+    assert grid.shape == (6, 5, 4) and grid.spacing == pytest.approx((0.5, 0.6, 3.0))
+    assert grid.coarse_shape == (3, 3)  # 6 x 0.5 mm and 5 x 0.6 mm at 1 mm pixels
+
+
+def test_writing_into_the_ras_view_fills_the_stored_array():
+    array = np.zeros((4, 3, 2), np.uint8, order="F")
+    grid = plan_axial_grid(np.diag([-1.0, -1.0, 1.0, 1.0]), array.shape, None)  # LPS
+    to_ras(array, grid)[0, 0, 1] = 1  # most right, most posterior, top
+    assert array[3, 2, 1] == 1
+
+
+def test_resampling_keeps_constants_and_shapes():
+    slices = torch.full((2, 10, 8), 7.0)
+    assert torch.allclose(resample_slices(slices, (5, 4)), torch.tensor(7.0))
+    assert resample_slices(slices, (20, 16)).shape == (2, 20, 16)
+
+
+def test_context_indices_clamp_at_the_ends_of_the_stack():
+    assert context_indices(0, 5, 1).tolist() == [0, 0, 1]
+    assert context_indices(np.array([2, 4]), 5, 2).tolist() == [[0, 1, 2, 3, 4], [2, 3, 4, 4, 4]]
+
+
+def test_fit_window_pads_small_images_and_crops_large_ones_around_the_centre():
+    small = np.ones((1, 4, 6))
+    out = fit_window(small, 8, (2, 3), value=-1)
+    assert out.shape == (1, 8, 8) and out.sum() == 24 - (64 - 24)
+    large = np.arange(100).reshape(1, 10, 10)
+    assert fit_window(large, 4, (8, 8), value=0)[0, 0, 0] == large[0, 6, 6]
+
+
+def test_the_sampler_draws_every_brain_slice_and_brain_free_ones_at_the_ratio():
+    torch.manual_seed(0)
+    sampler = EmptySliceSampler(np.arange(10), np.arange(10, 40), ratio=0.5)
+    first, second = list(sampler), list(sampler)
+    assert len(first) == len(sampler) == 15
+    assert set(range(10)) <= set(first) and sum(i >= 10 for i in first) == 5
+    assert first != second  # a fresh draw each epoch
+
+
+@pytest.fixture(scope="module")
+def datamodule(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("slices")
+    root = make_dataset(tmp / "ds", n=6, shape=(40, 36, 12))
+    module = SliceDataModule(
+        root=str(root), cache_dir=str(tmp / "cache"), spacing_mm=1.0, image_size=32, in_channels=3,
+        empty_slice_ratio=0.5, batch_size=4, run_dir=str(tmp / "run"),
+    )
+    module.prepare_data()
+    module.setup("fit")
+    return module
+
+
+def test_batches_are_2_5d_stacks_with_binary_masks(datamodule):
+    batch = next(iter(datamodule.train_dataloader()))
+    assert batch["image"].shape == (4, 3, 32, 32) and batch["mask"].shape == (4, 1, 32, 32)
+    assert set(batch["mask"].unique().tolist()) <= {0.0, 1.0}
+
+
+def test_validation_sees_every_slice_and_training_brain_free_ones_at_the_ratio(datamodule):
+    val_slices = sum(len(stack.hu) for stack in datamodule.stacks["val"])
+    assert len(datamodule.val_dataloader().dataset) == val_slices
+    brain = sum(len(stack.brain_slices) for stack in datamodule.stacks["train"])
+    empty = sum(len(stack.hu) for stack in datamodule.stacks["train"]) - brain
+    assert len(datamodule.train_dataloader().sampler) == brain + min(empty, round(0.5 * brain))
+
+
+def test_neighbouring_slices_are_the_extra_channels(datamodule):
+    dataset = datamodule.val_dataloader().dataset
+    stack = datamodule.stacks["val"][0]
+    hu, _ = dataset.window(0, 5)
+    centre = fit_window(stack.hu[[4, 5, 6]], 32, dataset.centres[0], value=-1024)
+    assert np.array_equal(hu, centre.astype(np.float32))
+
+
+def test_the_checkpoint_learns_how_slices_were_made(datamodule):
+    prep = datamodule.preprocessing()
+    assert prep["mode"] == "slices" and prep["spacing_mm"] == 1.0
+    assert prep["in_channels"] == 3 and prep["context_slices"] == 1 and prep["orientation"] == "RAS"
+
+
+def test_panels_show_one_slice_per_case(datamodule):
+    panel = datamodule.cases["val"][0]
+    assert panel.image.shape == (3, 32, 32) and panel.hu.shape == panel.mask.shape == (1, 32, 32)
+
+
+def test_data_mode_selects_the_datamodule(tmp_path):
+    assert isinstance(instantiate(compose_config(["data.mode=slices"], tmp_path).data), SliceDataModule)
+    assert isinstance(instantiate(compose_config([], tmp_path).data), MipDataModule)
+    cfg = compose_config(["data=slices", "data.in_channels=3"], tmp_path)
+    assert isinstance(instantiate(cfg.data), SliceDataModule) and cfg.model.net.in_channels == 3
+    cfg = compose_config(["experiment=brain_volumes"], tmp_path)
+    assert cfg.data.mode == "slices" and cfg.model.net.in_channels == cfg.data.in_channels == 3
+    assert cfg.callbacks.model_checkpoint.monitor == "val/loss"
+    with pytest.raises(ConfigError, match="applies to data.mode=slices only"):
+        make_datamodule(mode="mip", root="x", spacing_mm=2.0)
+    with pytest.raises(ConfigError, match="data.mode must be one of"):
+        make_datamodule(mode="volumes", root="x")
+
+
+def test_an_even_number_of_input_slices_is_refused():
+    with pytest.raises(ValueError, match="must be odd"):
+        SliceDataModule(root="x", in_channels=2)
