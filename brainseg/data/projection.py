@@ -113,7 +113,8 @@ def project_mask(volume: NiftiVolume) -> tuple[np.ndarray, list[str]]:
         if values.dtype.kind == "f" and not np.isfinite(values).all():
             raise BadCaseError(volume.path, "contains NaN or Inf voxels")
         inside = values != 0
-        foreground = values[inside]
+        # gather in memory order: slabs are Fortran-ordered, and a C-order gather is ~20x slower
+        foreground = values.ravel(order="K")[inside.ravel(order="K")]
         if foreground.size and len(labels) <= 8:
             low, high = foreground.min(), foreground.max()
             labels.update({low.item(), high.item()} if low == high else np.unique(foreground)[:9].tolist())

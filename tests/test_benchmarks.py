@@ -1,0 +1,65 @@
+"""The benchmark's code paths at tiny sizes: every section runs and the report has its structure.
+
+Timings are not checked (they mean nothing at these sizes); the figures' presence and types are.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from brainseg.benchmarks import report
+from brainseg.benchmarks.common import in_fresh_process, machine, ratio, versions
+from brainseg.benchmarks.suite import SECTIONS, Sizes, run_benchmarks
+from tests.conftest import make_dataset
+
+
+@pytest.fixture(scope="module")
+def tiny_results(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("benchmark")
+    dataset = make_dataset(tmp / "dataset", n=6, shape=(40, 36, 10))
+    return run_benchmarks(tmp / "work", Sizes.tiny(), SECTIONS, dataset_root=str(dataset)), tmp
+
+
+def test_every_section_reports_its_figures(tiny_results):
+    results, _ = tiny_results
+    assert set(results.sections) == set(SECTIONS)
+    pre = results.sections["preprocessing"]
+    for key in ("ours_vs_floor", "ours_vs_floor_zlib", "naive_vs_ours", "ours_memory_vs_raw", "naive_memory_vs_raw"):
+        assert isinstance(pre[key], float)
+    assert pre["shape"] == [48, 48, 16] and pre["decoder"] in ("isal", "zlib")
+    assert [row["cases"] for row in pre["folder"]] == [8]
+
+    training = results.sections["training"]
+    assert {"ours fp32", "ours bf16 autocast", "ours channels_last", "ours 1 thread"} <= set(training["step"])
+    assert {"ours fp32", "ours bf16-mixed"} <= set(training["loop"])
+    ours = training["loop"]["ours fp32"]
+    assert ours["images_per_s"] > 0 and 0 <= ours["wait_share"] <= 1 and ours["epochs"] == 1
+    assert training["gflop_per_image"]["ours"] > 0
+
+    inference = results.sections["inference"]
+    assert set(inference["mip_case"]) == {"project", "predict", "write", "total"}
+    assert inference["volume"] is None or {"read", "infer", "postprocess", "write", "total"} <= set(inference["volume"])
+
+    assert [run["num_workers"] for run in results.sections["loading"]["runs"]] == [0]
+
+
+def test_report_holds_the_conditions_and_a_table(tiny_results):
+    results, tmp = tiny_results
+    json_path, md_path = report.write(results, tmp / "docs")
+    text = md_path.read_text()
+    for expected in ("Machine:", "cores", "GiB RAM", "python", "torch", "lightning", "numpy", "nibabel", "Load average",
+                     "| Figure | Measured | Compared with | Ratio | Target | Met |", "decompression only", "images/s"):
+        assert expected in text
+    data = json.loads(json_path.read_text())
+    assert set(data) >= {"date", "machine", "versions", "load_before", "load_after", "sections"}
+    assert "model" not in data["sections"]["training"]  # the trained network stays out of the JSON
+    assert report.markdown(report.read(json_path)) == report.markdown(results)  # --render gives the same tables
+
+
+def test_helpers():
+    assert ratio(3.0, 2.0) == 1.5 and ratio(1.0, 0.0) is None and ratio(None, 1.0) is None
+    assert machine()["cores"] >= 1 and versions()["python"]
+    measured = in_fresh_process("json", "dumps", obj=[1, 2])
+    assert measured["result"] == "[1, 2]" and measured["rise_mib"] >= 0
