@@ -1,0 +1,7 @@
+"""Benchmarks against the limits and the usual alternatives (``python scripts/benchmark.py``).
+
+One module per benchmark: :mod:`preprocessing` (MIP vs decompression floor, naive way, memory,
+cores), :mod:`training` (ours vs MONAI's UNet, precision, threads, compile), :mod:`inference`
+(per-case MIP prediction, 3-D volume end to end), :mod:`loading` (time waiting for data);
+:mod:`suite` runs them, :mod:`report` and :mod:`notes` write docs/benchmarks.{md,json}.
+"""
