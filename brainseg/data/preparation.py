@@ -112,24 +112,39 @@ def prepare_dataset(
     cached = [(record, _cached_projection(record, str(cache_dir))) for record in cases]
     _collect(((record, projection, None, False) for record, projection in cached if projection), prepared, None)
     missing = [record for record, projection in cached if projection is None]
-    workers = max(1, min(workers or os.cpu_count() or 1, len(missing) // MIN_CASES_PER_WORKER))
     arguments = [(record, str(cache_dir), affine_tolerance, max_voxels) for record in missing]
     bar = tqdm(total=len(missing), desc="Preparing MIPs", unit="case", disable=not progress or not missing, leave=False)
-    if workers == 1:
-        _collect((_prepare_case(*args) for args in arguments), prepared, bar)
-    else:
-        context = multiprocessing.get_context("spawn")  # no fork of a process holding torch threads
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
-            _collect(pool.map(_prepare_case, *zip(*arguments), chunksize=4), prepared, bar)
+    _collect(run_cases(_prepare_case, arguments, workers, chunksize=4), prepared, bar)
     bar.close()
-    for message in prepared.warnings:
-        log.warning(message)
-    for path, reason in prepared.skipped.items():
-        log.warning("skipped %s: %s", path, reason)
-    if prepared.skipped and on_bad_case == "fail":
-        lines = "\n".join(f"  {path}: {reason}" for path, reason in prepared.skipped.items())
-        raise BadDatasetError(f"{len(prepared.skipped)} bad file(s) under data.on_bad_case=fail:\n{lines}")
+    report_bad_cases(prepared.skipped, prepared.warnings, on_bad_case)
     return prepared
+
+
+def run_cases(worker, arguments: list[tuple], workers: int | None, chunksize: int = 4):
+    """Yield ``worker(*args)`` for each argument tuple: in this process for a few cases, else in a
+    pool of ``workers`` processes (default: all cores) started with spawn, not fork, since the
+    caller may hold torch threads."""
+    count = max(1, min(workers or os.cpu_count() or 1, len(arguments) // MIN_CASES_PER_WORKER))
+    if count == 1:
+        yield from (worker(*args) for args in arguments)
+        return
+    with ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield from pool.map(worker, *zip(*arguments), chunksize=chunksize)
+
+
+def report_bad_cases(skipped: dict[str, str], warnings: list[str], on_bad_case: str) -> None:
+    """Log every warning and skipped file; under 'fail' raise with one line per bad file.
+
+    Raises:
+        BadDatasetError: under ``on_bad_case='fail'`` when anything was skipped.
+    """
+    for message in warnings:
+        log.warning(message)
+    for path, reason in skipped.items():
+        log.warning("skipped %s: %s", path, reason)
+    if skipped and on_bad_case == "fail":
+        lines = "\n".join(f"  {path}: {reason}" for path, reason in skipped.items())
+        raise BadDatasetError(f"{len(skipped)} bad file(s) under data.on_bad_case=fail:\n{lines}")
 
 
 def _collect(results, prepared: PreparedDataset, bar) -> None:

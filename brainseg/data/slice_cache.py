@@ -10,10 +10,8 @@ few dozen cases fit in memory at 2 mm pixels.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import tempfile
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +23,7 @@ from brainseg.data.cache import cache_key
 from brainseg.data.dicom import open_image
 from brainseg.data.discovery import CaseRecord, discover_cases
 from brainseg.data.nifti import DEFAULT_MAX_VOXELS, BadCaseError, open_nifti
-from brainseg.data.preparation import BAD_CASE_POLICIES, MIN_CASES_PER_WORKER, BadDatasetError, select_shard
+from brainseg.data.preparation import BAD_CASE_POLICIES, report_bad_cases, run_cases, select_shard
 from brainseg.data.projection import check_same_grid
 
 log = logging.getLogger(__name__)
@@ -173,24 +171,11 @@ def prepare_slice_dataset(
     discovery = discover_cases(root)
     prepared = PreparedSlices(skipped=dict(discovery.problems))
     cases = select_shard(discovery.cases, shard, num_shards)
-    workers = max(1, min(workers or os.cpu_count() or 1, len(cases) // MIN_CASES_PER_WORKER))
     arguments = [(record, str(cache_dir), float(spacing_mm), affine_tolerance, max_voxels) for record in cases]
     bar = tqdm(total=len(cases), desc="Preparing slices", unit="case", disable=not progress or not cases, leave=False)
-    if workers == 1:
-        results = (_prepare_case(*args) for args in arguments)
-        _collect(results, prepared, bar)
-    else:
-        context = multiprocessing.get_context("spawn")  # no fork of a process holding torch threads
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
-            _collect(pool.map(_prepare_case, *zip(*arguments), chunksize=2), prepared, bar)
+    _collect(run_cases(_prepare_case, arguments, workers, chunksize=2), prepared, bar)
     bar.close()
-    for message in prepared.warnings:
-        log.warning(message)
-    for path, reason in prepared.skipped.items():
-        log.warning("skipped %s: %s", path, reason)
-    if prepared.skipped and on_bad_case == "fail":
-        lines = "\n".join(f"  {path}: {reason}" for path, reason in prepared.skipped.items())
-        raise BadDatasetError(f"{len(prepared.skipped)} bad file(s) under data.on_bad_case=fail:\n{lines}")
+    report_bad_cases(prepared.skipped, prepared.warnings, on_bad_case)
     return prepared
 
 
