@@ -8,10 +8,8 @@ import sys
 
 from hydra.errors import InstantiationException
 
-from brainseg.config import ConfigError
-from brainseg.data.nifti import BadCaseError
-from brainseg.data.preparation import BadDatasetError
-from brainseg.sweeps import in_multirun
+from brainseg.errors import BadCaseError, BadDatasetError, ConfigError
+from brainseg.training.sweeps import in_multirun
 
 log = logging.getLogger("brainseg")
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 def main() -> None:
     # Imports stay inside: preprocessing worker processes re-import this file and need none of them.
-    from brainseg.benchmarks import report
-    from brainseg.benchmarks.suite import SECTIONS, Sizes, run_benchmarks
+    from benchmarks import report
+    from benchmarks.suite import SECTIONS, Sizes, run_benchmarks
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="sections to run")

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 
-from brainseg.data.synthetic import SyntheticConfig, synthesize_dataset
-from brainseg.evaluation import evaluate
+from brainseg.evaluation.evaluate import evaluate
+from brainseg.synthetic import SyntheticConfig, synthesize_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 SCORES = ("dice", "iou", "hd95_mm")

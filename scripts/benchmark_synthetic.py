@@ -26,7 +26,7 @@ HEAD_ONLY = (("head", 1.0),)
 
 def workloads(n_default: int) -> dict[str, tuple[str, object, list[int]]]:
     """name -> (description, config, seeds): the default preset and two fixed scanner sizes."""
-    from brainseg.data.synthetic import SyntheticConfig
+    from brainseg.synthetic import SyntheticConfig
 
     realistic = SyntheticConfig.realistic()
     fixed = dict(fov_kinds=HEAD_ONLY, slice_thickness_ratio=(1.0, 1.0))
@@ -46,7 +46,7 @@ def measure(name: str, n_default: int) -> dict:
 
     import numpy as np
 
-    from brainseg.data.synthetic import generate_case
+    from brainseg.synthetic import generate_case
 
     _, config, seeds = workloads(n_default)[name]
     baseline_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

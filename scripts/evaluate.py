@@ -9,8 +9,8 @@ import hydra
 from omegaconf import DictConfig
 
 from brainseg.cli import run_safely
-from brainseg.evaluation import evaluate
-from brainseg.volume_tasks import by_checkpoint_mode, evaluate_volumes
+from brainseg.evaluation.evaluate import evaluate
+from brainseg.inference.volume_tasks import by_checkpoint_mode, evaluate_volumes
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")

@@ -9,7 +9,7 @@ import hydra
 from omegaconf import DictConfig
 
 from brainseg.cli import run_safely
-from brainseg.export import export
+from brainseg.inference.export import export
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="export")

@@ -11,8 +11,8 @@ import hydra
 from omegaconf import DictConfig
 
 from brainseg.cli import run_safely
-from brainseg.inference import predict
-from brainseg.volume_tasks import by_checkpoint_mode, predict_volumes
+from brainseg.inference.mip import predict
+from brainseg.inference.volume_tasks import by_checkpoint_mode, predict_volumes
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="predict")

@@ -7,7 +7,7 @@ import hydra
 from omegaconf import DictConfig
 
 from brainseg.cli import run_safely
-from brainseg.preprocess import preprocess
+from brainseg.data.preprocess import preprocess
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="preprocess")

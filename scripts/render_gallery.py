@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
-from brainseg.data.synthetic import SyntheticConfig, generate_case
+from brainseg.synthetic import SyntheticConfig, generate_case
 
 PANEL = 200  # pixels per panel side
 # (level, width) in HU. The MIP uses the training window [-100, 1900]: vessels and bone apart.

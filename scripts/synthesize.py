@@ -13,7 +13,7 @@ import time
 import hydra
 from omegaconf import DictConfig
 
-from brainseg.data.synthetic import SyntheticConfig, synthesize_dataset
+from brainseg.synthetic import SyntheticConfig, synthesize_dataset
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="synthesize")

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import gzip
 import struct
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -70,7 +69,7 @@ def compose_config(overrides: list[str], tmp_path: Path, config_name: str = "tra
 @pytest.fixture(scope="session")
 def synthetic_root(tmp_path_factory) -> Path:
     """A small synthetic dataset shared by the training tests (generated once per session)."""
-    from brainseg.data.synthetic import synthesize_dataset
+    from brainseg.synthetic import synthesize_dataset
 
     root = tmp_path_factory.mktemp("synthetic")
     synthesize_dataset(root, n=16, seed=123, progress=False)
@@ -84,7 +83,7 @@ def trained_run(tmp_path_factory) -> Path:
     Returns its run folder: ``checkpoints/{best,last}.ckpt``, ``split.json``, ``data_report.json``,
     ``metrics.json``; the dataset is ``<run>/../dataset``.
     """
-    from brainseg.train import train
+    from brainseg.training.train import train
 
     tmp = tmp_path_factory.mktemp("trained_run")
     dataset = make_dataset(tmp / "dataset", n=10, shape=(40, 36, 10))

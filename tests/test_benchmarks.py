@@ -8,10 +8,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from benchmarks import report
+from benchmarks.common import in_fresh_process, machine, ratio, versions
+from benchmarks.suite import SECTIONS, Sizes, run_benchmarks
 
-from brainseg.benchmarks import report
-from brainseg.benchmarks.common import in_fresh_process, machine, ratio, versions
-from brainseg.benchmarks.suite import SECTIONS, Sizes, run_benchmarks
 from tests.conftest import make_dataset
 
 

@@ -17,9 +17,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from nibabel.orientations import apply_orientation, axcodes2ornt, io_orientation, ornt_transform
+from nibabel.orientations import (
+    apply_orientation,
+    axcodes2ornt,
+    io_orientation,
+    ornt_transform,
+)
 
-from brainseg.data.nifti import BadCaseError, NiftiVolume
+from brainseg.data.nifti import NiftiVolume
+from brainseg.errors import BadCaseError
 
 RAS = axcodes2ornt("RAS")
 

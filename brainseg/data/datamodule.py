@@ -21,7 +21,12 @@ from torch.utils.data import DataLoader, Dataset
 
 from brainseg.data.normalization import ct_statistics, normalize_hu
 from brainseg.data.preparation import PreparedDataset, prepare_dataset
-from brainseg.data.transforms import Augmentation, SquareFit, fit_to_square, plan_square_fit
+from brainseg.data.transforms import (
+    Augmentation,
+    SquareFit,
+    fit_to_square,
+    plan_square_fit,
+)
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +192,7 @@ class MipDataModule(pl.LightningDataModule):
         log.info("split: %s", {name: len(ids) for name, ids in split.items()})
 
     def _synthesize(self) -> None:
-        from brainseg.data.synthetic import SyntheticConfig, synthesize_dataset
+        from brainseg.synthetic import SyntheticConfig, synthesize_dataset
 
         options = self.synthetic
         presets = {"default": SyntheticConfig, "realistic": SyntheticConfig.realistic, "wide": SyntheticConfig.wide}

@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from brainseg.data.nifti import DEFAULT_MAX_VOXELS, SLAB_BYTES, BadCaseError, NiftiVolume, open_nifti
+from brainseg.data.nifti import DEFAULT_MAX_VOXELS, SLAB_BYTES, NiftiVolume, open_nifti
+from brainseg.errors import BadCaseError
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import pytorch_lightning as pl
 
-from brainseg.config import ConfigError
 from brainseg.data.datamodule import MipDataModule
 from brainseg.data.slices import SliceDataModule
+from brainseg.errors import ConfigError
 
 DATAMODULES = {"mip": MipDataModule, "slices": SliceDataModule}
 SLICE_ONLY_OPTIONS = ("spacing_mm", "in_channels", "empty_slice_ratio")

@@ -19,6 +19,8 @@ import numpy as np
 from nibabel.filebasedimages import ImageFileError
 from nibabel.openers import ImageOpener
 
+from brainseg.errors import BadCaseError
+
 try:  # ISA-L's inflate is about twice as fast as zlib's; `pip install isal` (optional, same results)
     from isal import igzip as fast_gzip
     from isal.isal_zlib import error as FastGzipError
@@ -30,14 +32,6 @@ except ImportError:  # pragma: no cover - the standard library's gzip then
 DEFAULT_MAX_VOXELS = 1024**3
 SLAB_BYTES = 16 * 2**20  # bytes decompressed per read: large enough to amortise, small next to a volume
 
-
-class BadCaseError(ValueError):
-    """A file or case that cannot be used; ``str()`` is one line naming the file and the problem."""
-
-    def __init__(self, path: str | Path, problem: str):
-        self.path = str(path)
-        self.problem = problem
-        super().__init__(f"{path}: {problem}")
 
 
 @dataclass(frozen=True)

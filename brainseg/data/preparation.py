@@ -18,8 +18,9 @@ from tqdm.auto import tqdm
 
 from brainseg.data.cache import MipCache, cache_key
 from brainseg.data.discovery import CaseRecord, discover_cases
-from brainseg.data.nifti import DEFAULT_MAX_VOXELS, BadCaseError
+from brainseg.data.nifti import DEFAULT_MAX_VOXELS
 from brainseg.data.projection import Projection, project_case
+from brainseg.errors import BadCaseError, BadDatasetError
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +29,6 @@ MIN_CASES_PER_WORKER = 8  # below this a worker process costs more to start than
 # What changes the cached pixels; anything here invalidates old PNGs when it changes.
 PROJECTION_SETTINGS = {"projection": "mip", "axis": "S", "orientation": "radiological"}
 
-
-class BadDatasetError(RuntimeError):
-    """Raised under ``on_bad_case=fail``; the message lists each bad file on its own line."""
 
 
 @dataclass

@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from brainseg.data.discovery import CaseRecord
-from brainseg.data.nifti import DEFAULT_MAX_VOXELS, BadCaseError, NiftiVolume, open_nifti
 from brainseg.data.dicom import open_image
+from brainseg.data.discovery import CaseRecord
+from brainseg.data.nifti import DEFAULT_MAX_VOXELS, NiftiVolume, open_nifti
+from brainseg.errors import BadCaseError
 
 SUPERIOR_AXIS = 2  # index of S in RAS
 

@@ -22,9 +22,15 @@ from brainseg.data.axial import plan_axial_grid, read_axial_hu, read_axial_mask
 from brainseg.data.cache import cache_key
 from brainseg.data.dicom import open_image
 from brainseg.data.discovery import CaseRecord, discover_cases
-from brainseg.data.nifti import DEFAULT_MAX_VOXELS, BadCaseError, open_nifti
-from brainseg.data.preparation import BAD_CASE_POLICIES, report_bad_cases, run_cases, select_shard
+from brainseg.data.nifti import DEFAULT_MAX_VOXELS, open_nifti
+from brainseg.data.preparation import (
+    BAD_CASE_POLICIES,
+    report_bad_cases,
+    run_cases,
+    select_shard,
+)
 from brainseg.data.projection import check_same_grid
+from brainseg.errors import BadCaseError
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """LightningDataModule for 3-D brain masks: axial slices (2-D or 2.5-D) instead of MIPs.
 
 Each case is reoriented to RAS voxel order and cut into axial slices resampled in-plane to
-``spacing_mm`` (:mod:`brainseg.data.axial`), the same geometry :mod:`brainseg.volume` uses
+``spacing_mm`` (:mod:`brainseg.data.axial`), the same geometry :mod:`brainseg.inference.volume` uses
 at inference. A sample is one slice, with ``(in_channels - 1) / 2`` neighbours on each side
 as extra channels (2.5-D), cut to an ``image_size`` square around the brain. Training sees
 every slice that holds brain and, each epoch, a fresh random draw of brain-free slices

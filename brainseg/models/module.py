@@ -40,7 +40,7 @@ class SegmentationModule(pl.LightningModule):
 
     Args:
         net: the network (logits out), e.g. :class:`brainseg.models.UNet`.
-        loss: a loss on logits and {0, 1} targets (:mod:`brainseg.losses`).
+        loss: a loss on logits and {0, 1} targets (:mod:`brainseg.models.losses`).
         optimizer: a partial optimizer, called with ``params=``.
         scheduler: Lightning's lr-scheduler dict whose ``scheduler`` is a partial called with
             ``optimizer=``, plus ``monitor``/``interval``; ``None`` or a ``None`` scheduler for none.

@@ -7,7 +7,12 @@ import pytest
 import torch
 
 from brainseg.data.datamodule import MipDataModule, split_cases
-from brainseg.data.transforms import Augmentation, fit_to_square, plan_square_fit, restore_from_square
+from brainseg.data.transforms import (
+    Augmentation,
+    fit_to_square,
+    plan_square_fit,
+    restore_from_square,
+)
 from tests.conftest import make_dataset
 
 

@@ -11,8 +11,8 @@ pydicom = pytest.importorskip("pydicom")
 
 from brainseg.data.dicom import is_dicom_folder, open_image, read_dicom_series  # noqa: E402
 from brainseg.data.discovery import CaseRecord, discover_cases  # noqa: E402
-from brainseg.data.nifti import BadCaseError  # noqa: E402
 from brainseg.data.projection import project_case, project_image  # noqa: E402
+from brainseg.errors import BadCaseError  # noqa: E402
 from tests.conftest import phantom, write_nifti  # noqa: E402
 
 SPACING = (0.8, 0.6, 2.0)  # mm along R, A, S of the phantom

@@ -3,7 +3,12 @@
 import numpy as np
 import pytest
 
-from brainseg.data.normalization import ct_statistics, normalize_hu, window_hu, zscore_hu
+from brainseg.data.normalization import (
+    ct_statistics,
+    normalize_hu,
+    window_hu,
+    zscore_hu,
+)
 
 
 def test_window_clips_then_scales_to_unit_range():

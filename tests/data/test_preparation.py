@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from brainseg.data.discovery import CaseRecord
-from brainseg.data.preparation import BadDatasetError, prepare_dataset, select_shard
+from brainseg.data.preparation import prepare_dataset, select_shard
+from brainseg.errors import BadDatasetError
 from tests.conftest import make_dataset, phantom, write_nifti
 
 

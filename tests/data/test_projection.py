@@ -7,8 +7,15 @@ import numpy as np
 import pytest
 
 from brainseg.data.discovery import CaseRecord
-from brainseg.data.nifti import BadCaseError, open_nifti
-from brainseg.data.projection import display_to_ras, project_case, project_image, project_mask, ras_to_display
+from brainseg.data.nifti import open_nifti
+from brainseg.data.projection import (
+    display_to_ras,
+    project_case,
+    project_image,
+    project_mask,
+    ras_to_display,
+)
+from brainseg.errors import BadCaseError
 from tests.conftest import phantom, write_nifti
 
 RAS_AFFINE = np.diag([0.7, 0.9, 2.5, 1.0])

@@ -6,11 +6,18 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from brainseg.config import ConfigError
-from brainseg.data.axial import context_indices, fit_window, from_ras, plan_axial_grid, resample_slices, to_ras
+from brainseg.data.axial import (
+    context_indices,
+    fit_window,
+    from_ras,
+    plan_axial_grid,
+    resample_slices,
+    to_ras,
+)
 from brainseg.data.datamodule import MipDataModule
 from brainseg.data.modes import make_datamodule
 from brainseg.data.slices import EmptySliceSampler, SliceDataModule
+from brainseg.errors import ConfigError
 from tests.conftest import compose_config, make_dataset
 
 ORIENTATIONS = ["RAS", "LPS", "LPI", "PLS", "ASR", "SAL", "ILP"]

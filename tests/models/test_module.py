@@ -6,8 +6,8 @@ import pytest
 import torch
 from torchmetrics.segmentation import DiceScore
 
-from brainseg.losses import DiceLoss
 from brainseg.models import SegmentationModule, UNet
+from brainseg.models.losses import DiceLoss
 from brainseg.models.module import check_binary_target, make_metrics
 
 

@@ -17,13 +17,19 @@ from PIL import Image
 
 from brainseg.data.datamodule import MipDataModule
 from brainseg.data.discovery import CaseRecord
-from brainseg.data.nifti import BadCaseError, open_nifti
-from brainseg.data.preparation import BadDatasetError
+from brainseg.data.nifti import open_nifti
 from brainseg.data.projection import project_case
-from brainseg.evaluation import evaluate
-from brainseg.inference import predict
+from brainseg.errors import BadCaseError, BadDatasetError
+from brainseg.evaluation.evaluate import evaluate
+from brainseg.inference.mip import predict
 from tests.conftest import compose_config
-from tests.robustness.corpus import ENTRIES, GOOD_CASES, RUNNING_AS_ROOT, check_unreadable, make_corpus
+from tests.robustness.corpus import (
+    ENTRIES,
+    GOOD_CASES,
+    RUNNING_AS_ROOT,
+    check_unreadable,
+    make_corpus,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 PREDICT_OUTPUTS = ("mask", "prob", "overlay")

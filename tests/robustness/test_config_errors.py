@@ -1,6 +1,6 @@
 """Config mistakes are caught before any work, with a message that says what to type instead.
 
-Extends tests/test_configs.py (negative lr, image size vs U-Net depth, reversed window, unknown
+Extends tests/training/test_configs.py (negative lr, image size vs U-Net depth, reversed window, unknown
 on_bad_case policy), which is not repeated here.
 """
 
@@ -15,8 +15,9 @@ import pytest
 from hydra.errors import ConfigCompositionException, MissingConfigException
 
 from brainseg.cli import expected_message
-from brainseg.config import ConfigError, check_config
-from brainseg.train import build
+from brainseg.errors import ConfigError
+from brainseg.training.config import check_config
+from brainseg.training.train import build
 from tests.conftest import compose_config
 
 ROOT = Path(__file__).resolve().parents[2]

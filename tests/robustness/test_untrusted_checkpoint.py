@@ -1,6 +1,6 @@
 """Resuming training from a crafted checkpoint is refused and its payload never runs.
 
-(Prediction and evaluation read checkpoints through ``read_checkpoint``: see tests/test_inference.py.)
+(Prediction and evaluation read checkpoints through ``read_checkpoint``: see tests/inference/test_mip.py.)
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
-import brainseg.train
+import brainseg.training.train
 from brainseg.cli import EXPECTED_ERRORS
-from brainseg.inference import BadCheckpointError
-from brainseg.train import train
+from brainseg.errors import BadCheckpointError
+from brainseg.training.train import train
 from tests.conftest import compose_config
 
 
@@ -64,7 +64,7 @@ def test_lightnings_own_loading_is_weights_only_even_when_the_environment_says_o
     training passes ``weights_only=True`` to Lightning explicitly (checked here past the early refusal)."""
     path, marker = crafted
     monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
-    monkeypatch.setattr(brainseg.train, "resolve_checkpoint", lambda ckpt_path, output_dir: ckpt_path)
+    monkeypatch.setattr(brainseg.training.train, "resolve_checkpoint", lambda ckpt_path, output_dir: ckpt_path)
     with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
         train(resume_config(trained_run, path, tmp_path))
     assert not marker.exists()

@@ -1,0 +1,64 @@
+"""The contract between training and inference: what a checkpoint holds and how it is read.
+
+Checkpoints are read with ``torch.load(weights_only=True)``: only tensors and plain containers
+are unpickled, so a file that tries to run code is refused before anything runs. Everything
+prediction needs travels in ``checkpoint["brainseg"]``: the network's class name and
+arguments, the threshold, and the :class:`~brainseg.data.preprocessing.Preprocessing` it was
+trained with. Nothing else is read, and nothing here imports Lightning.
+"""
+
+from __future__ import annotations
+
+import pickle
+import re
+import zipfile
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from brainseg.errors import BadCheckpointError
+from brainseg.models.unet import UNet
+
+NETWORKS = {"UNet": UNet}  # checkpoint["brainseg"]["net"]["name"] -> class
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """The checkpoint's contents, loaded weights-only, with its ``brainseg`` section checked.
+
+    Raises:
+        BadCheckpointError: missing, holding anything but tensors and plain types, or not brainseg's.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise BadCheckpointError(path, "no such checkpoint file")
+    if not zipfile.is_zipfile(path):
+        raise BadCheckpointError(path, "not a readable checkpoint (not a torch.save archive)")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        found = re.search(r"GLOBAL (\S+)", str(error))
+        reason = f"loading it would call {found.group(1)}" if found else "it holds more than tensors and plain types"
+        raise BadCheckpointError(path, f"refused: not a weights-only checkpoint ({reason})") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as error:
+        raise BadCheckpointError(path, f"not a readable checkpoint ({type(error).__name__})") from None
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("brainseg"), dict):
+        raise BadCheckpointError(path, "no 'brainseg' section: not a checkpoint written by brainseg training")
+    if "state_dict" not in checkpoint:
+        raise BadCheckpointError(path, "no 'state_dict' in the checkpoint")
+    return checkpoint
+
+
+def build_network(checkpoint: dict, path: str | Path = "checkpoint") -> nn.Module:
+    """The network ``checkpoint["brainseg"]["net"]`` describes, with the ``net.*`` weights loaded, in eval mode."""
+    config = dict(checkpoint["brainseg"]["net"])
+    name = config.pop("name", None)
+    if name not in NETWORKS:
+        raise BadCheckpointError(path, f"unknown network {name!r}; known: {sorted(NETWORKS)}")
+    net = NETWORKS[name](**config)
+    weights = {key[len("net.") :]: value for key, value in checkpoint["state_dict"].items() if key.startswith("net.")}
+    try:
+        net.load_state_dict(weights)
+    except RuntimeError as error:
+        raise BadCheckpointError(path, f"weights do not fit the {name} it describes ({str(error).splitlines()[0]})") from None
+    return net.eval()

@@ -1,0 +1,324 @@
+"""Volume inference: a 3-D brain mask from a slice model, on the input's exact voxel grid.
+
+The path from a CTA file to ``<CaseID>_brainmask.nii.gz``:
+
+1. read the voxels once in their stored dtype, reorient to RAS voxel order (flips and
+   transposes, exact) and resample each axial slice to the model's coarse grid
+   (:mod:`brainseg.data.axial`, the same code as training);
+2. run the network slice by slice in batches (2.5-D neighbours as channels); slices with
+   nothing but air are not run and get probability 0;
+3. post-process on the coarse grid, where it is cheap: largest connected component, hole
+   filling, optional closing (:func:`postprocess`);
+4. upsample the probabilities to the stored in-plane grid (bilinear), threshold, and undo the
+   reorientation, so the mask has the input's shape and its header's sform and qform exactly.
+
+Post-processing acts on probabilities, not on the final mask: voxels of removed pieces get 0,
+filled holes get 1, and the kept brain keeps its soft edge, so the upsampled boundary stays
+smooth and sub-voxel accurate instead of following 2 mm steps.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import torch
+from scipy import ndimage
+from torch import nn
+
+from brainseg.data.axial import (
+    AxialGrid,
+    context_indices,
+    crop_padding,
+    pad_to_multiple,
+    plan_axial_grid,
+    read_axial_hu,
+    resample_slices,
+    to_ras,
+)
+from brainseg.data.dicom import open_image
+from brainseg.data.nifti import NiftiVolume
+from brainseg.data.normalization import FOREGROUND_HU, normalize_hu
+from brainseg.data.transforms import AIR_HU
+from brainseg.inference.plausibility import (
+    PlausibilityLimits,
+    check_plausibility,
+    voxel_ml,
+)
+
+MASK_SUFFIX = "_brainmask.nii.gz"
+FULL_CONNECTIVITY = np.ones((3, 3, 3), bool)
+
+
+@dataclass(frozen=True)
+class PostProcessing:
+    """Clean-up of the thresholded prediction, on the coarse inference grid.
+
+    Args:
+        largest_component: keep only the largest 26-connected piece. Defaults to True.
+        fill_holes: fill cavities not connected to the volume's border. Defaults to True.
+        closing_mm: radius of a morphological closing (0 = none), mm. Defaults to 0.
+    """
+
+    largest_component: bool = True
+    fill_holes: bool = True
+    closing_mm: float = 0.0
+
+
+@dataclass
+class SliceModel:
+    """A network that maps slices to brain logits, with the preprocessing it was trained with."""
+
+    net: nn.Module
+    preprocessing: dict
+    threshold: float = 0.5
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str = "cpu", threshold: float | None = None) -> "SliceModel":
+        """The network, threshold and preprocessing a slice-mode checkpoint describes (read weights-only).
+
+        Raises:
+            BadCheckpointError: unreadable, not brainseg's, or not trained with ``data.mode=slices``.
+        """
+        from brainseg.checkpoint import build_network, read_checkpoint
+        from brainseg.errors import BadCheckpointError
+
+        checkpoint = read_checkpoint(path)
+        meta = checkpoint["brainseg"]
+        preprocessing = meta.get("preprocessing") or {}
+        if preprocessing.get("mode") != "slices":
+            mode = preprocessing.get("mode", "mip")
+            raise BadCheckpointError(path, f"trained with data.mode={mode!r}; volume inference needs 'slices'")
+        net = build_network(checkpoint, path).to(device)
+        return cls(net, dict(preprocessing), float(meta["threshold"] if threshold is None else threshold))
+
+
+def as_slice_model(model, preprocessing: dict | None = None, threshold: float | None = None) -> SliceModel:
+    """A :class:`SliceModel` from one, from a predictor or LightningModule with ``net``, or from a bare network.
+
+    Raises:
+        ValueError: the preprocessing is missing or not that of slice mode.
+    """
+    if preprocessing is None:
+        preprocessing = getattr(model, "preprocessing", None)
+        if callable(preprocessing):
+            preprocessing = preprocessing()
+        if preprocessing is None and getattr(model, "_trainer", None) is not None:
+            preprocessing = model.trainer.datamodule.preprocessing()
+    if not preprocessing or preprocessing.get("mode") != "slices":
+        raise ValueError("volume inference needs a slice model: preprocessing with mode='slices'")
+    threshold = threshold if threshold is not None else getattr(model, "threshold", 0.5)
+    return SliceModel(getattr(model, "net", model), dict(preprocessing), float(threshold))
+
+
+@dataclass
+class VolumeSegmentation:
+    """A 3-D brain mask on the input's grid, what it weighs, and what looked wrong."""
+
+    mask: nib.Nifti1Image  # uint8 {0, 1}, the input's shape, sform and qform
+    probabilities: np.ndarray | None  # float32 on the input grid (storage order), when asked for
+    volume_ml: float
+    warnings: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+
+
+@torch.inference_mode()
+def predict_slices(model: SliceModel, hu: torch.Tensor, batch_size: int = 16, bf16: bool = False, step: int = 1) -> torch.Tensor:
+    """Brain probabilities (S, R, A) of coarse HU slices (S, R, A), a batch of slices at a time.
+
+    With ``step > 1`` only every ``step``-th slice (and the last) goes through the network and
+    the slices between get linearly interpolated probabilities: for thin-slice scans, whose
+    neighbouring slices differ little at the coarse in-plane resolution anyway.
+    """
+    prep = model.preprocessing
+    context = int(prep.get("context_slices", 0))
+    scheme, window, statistics = prep.get("normalization", "window"), prep["window"], prep.get("statistics")
+    air = float(normalize_hu(np.array([AIR_HU], np.float32), scheme, window, statistics)[0])
+    image = torch.from_numpy(normalize_hu(hu.numpy(), scheme, window, statistics))
+    image, pad = pad_to_multiple(image, int(getattr(model.net, "size_divisor", 16)), air)
+    n = len(hu)
+    holds_head = (hu > FOREGROUND_HU).flatten(1).any(1).numpy()
+    inferred = np.unique(np.append(np.arange(0, n, max(1, step)), n - 1))
+    needed = inferred[holds_head[context_indices(inferred, n, context)].any(axis=1)]  # all air: probability 0
+    probabilities = torch.zeros(hu.shape, dtype=torch.float32)
+    device = next(model.net.parameters(), torch.empty(0)).device
+    was_training = model.net.training
+    model.net.eval()  # BatchNorm statistics of training, also when called on a module mid-training
+    try:
+        for start in range(0, len(needed), batch_size):
+            z = needed[start : start + batch_size]
+            batch = image[torch.from_numpy(context_indices(z, n, context))].to(device)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                logits = model.net(batch)
+            probabilities[torch.from_numpy(z)] = crop_padding(torch.sigmoid(logits.float())[:, 0], pad).cpu()
+    finally:
+        model.net.train(was_training)
+    return probabilities if len(inferred) == n else interpolate_slices(probabilities, inferred)
+
+
+def interpolate_slices(values: torch.Tensor, known: np.ndarray) -> torch.Tensor:
+    """Linear interpolation along axis 0 from the slices ``known`` (sorted, holding the first and last)."""
+    z = np.arange(len(values))
+    upper = np.searchsorted(known, z)  # the first known slice at or above z
+    lower = np.maximum(upper - 1, 0)
+    exact = known[upper] == z
+    weight = np.where(exact, 1.0, (z - known[lower]) / np.maximum(known[upper] - known[lower], 1))
+    weight = torch.from_numpy(weight).float()[:, None, None]
+    return values[known[lower]] * (1 - weight) + values[known[upper]] * weight
+
+
+def ellipsoid_ball(radius_mm: float, spacing) -> np.ndarray:
+    """Boolean structuring element: the voxels within ``radius_mm`` of the centre (at least one voxel each way)."""
+    radius = [max(1, int(round(radius_mm / s))) for s in spacing]
+    axes = np.meshgrid(*[np.arange(-r, r + 1) / r for r in radius], indexing="ij")
+    return np.sqrt(sum(axis**2 for axis in axes)) <= 1
+
+
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """``mask`` plus every background region that does not touch the array's border."""
+    background, n = ndimage.label(~mask)
+    if n == 0:
+        return mask
+    border = np.unique(np.concatenate([np.unique(np.take(background, i, axis=a)) for a in range(mask.ndim) for i in (0, -1)]))
+    return mask | ~np.isin(background, border)
+
+
+def postprocess(
+    probabilities: np.ndarray, threshold: float, spacing, options: PostProcessing = PostProcessing()
+) -> tuple[np.ndarray, float]:
+    """Cleaned-up probabilities of a (S, R, A) stack, and the mL removed as extra pieces.
+
+    Voxels of removed pieces become 0, filled holes and closed gaps become 1; the kept piece
+    and its one-voxel rim keep their values, so thresholding after upsampling still follows
+    the soft edge.
+    """
+    brain = probabilities > threshold
+    removed = 0.0
+    keep = brain
+    if options.largest_component and brain.any():
+        labels, n = ndimage.label(brain, structure=FULL_CONNECTIVITY)
+        if n > 1:
+            largest = int(np.argmax(np.bincount(labels.ravel())[1:])) + 1
+            keep = labels == largest
+            removed = float(np.count_nonzero(brain & ~keep)) * voxel_ml(spacing)
+    filled = keep
+    if options.closing_mm > 0:
+        ball = ellipsoid_ball(options.closing_mm, spacing)
+        radius = [n // 2 for n in ball.shape]
+        padded = np.pad(filled, [(r, r) for r in radius])
+        filled = ndimage.binary_closing(padded, structure=ball)[tuple(slice(r, -r) for r in radius)] | keep
+    if options.fill_holes:
+        filled = fill_holes(filled)
+    out = probabilities.copy()
+    if keep is not brain:
+        out[~ndimage.binary_dilation(keep, structure=FULL_CONNECTIVITY)] = 0.0
+    out[filled & ~keep] = 1.0
+    return out, removed
+
+
+def _upsample_to_grid(
+    stack: torch.Tensor, grid: AxialGrid, out_ras: np.ndarray, threshold: float | None, batch: int = 16
+) -> None:
+    """Write coarse (S, R, A) values into a RAS-ordered full-resolution view, thresholded if asked."""
+    for z0 in range(0, grid.n_slices, batch):
+        values = resample_slices(stack[z0 : z0 + batch], grid.shape[:2])
+        values = values > threshold if threshold is not None else values
+        out_ras[:, :, z0 : z0 + len(values)] = values.numpy().transpose(1, 2, 0)
+
+
+def segment_volume(
+    model,
+    path: str | Path,
+    preprocessing: dict | None = None,
+    threshold: float | None = None,
+    postprocessing: PostProcessing = PostProcessing(),
+    limits: PlausibilityLimits | None = PlausibilityLimits(),
+    return_probabilities: bool = False,
+    batch_size: int = 16,
+    bf16: bool = False,
+    slice_step_mm: float | None = None,
+) -> VolumeSegmentation:
+    """Segment the brain in one CTA volume (NIfTI) with a slice model.
+
+    Args:
+        model: a :class:`SliceModel`, a predictor or LightningModule with ``net``, or a bare
+            network (then give ``preprocessing``).
+        path: the CTA NIfTI file.
+        preprocessing, threshold: override what ``model`` carries.
+        postprocessing: clean-up of the prediction (:class:`PostProcessing`).
+        limits: plausibility limits for the warnings; ``None`` skips the checks.
+        return_probabilities: also return the probabilities on the input grid (float32; a
+            512x512x300 volume makes 300 MB, so off by default).
+        batch_size: slices per forward pass.
+        bf16: bfloat16 autocast; faster only on CPUs with bf16 units (AMX, AVX-512 BF16) and GPUs.
+        slice_step_mm: run the network on slices about this far apart and interpolate the
+            probabilities between them (thin-slice scans); ``None`` uses the model's in-plane
+            ``spacing_mm``, so the grid it infers on is about isotropic; 0 runs every slice.
+
+    Raises:
+        BadCaseError: the file is unreadable or not a 3-D NIfTI volume.
+    """
+    slice_model = as_slice_model(model, preprocessing, threshold)
+    timings, clock = {}, time.perf_counter()
+    volume = open_image(path)  # a NIfTI file or a DICOM series folder
+    grid = plan_axial_grid(volume.affine, volume.shape, slice_model.preprocessing["spacing_mm"])
+    hu = read_axial_hu(volume, grid)
+    timings["read"], clock = time.perf_counter() - clock, time.perf_counter()
+
+    slice_step_mm = slice_model.preprocessing["spacing_mm"] if slice_step_mm is None else slice_step_mm
+    step = max(1, int(slice_step_mm / grid.spacing[2] + 1e-6))
+    probabilities = predict_slices(slice_model, hu, batch_size, bf16, step)
+    timings["infer"], clock = time.perf_counter() - clock, time.perf_counter()
+
+    coarse_spacing = (grid.spacing[2], *grid.coarse_spacing)
+    cleaned, removed_ml = postprocess(probabilities.numpy(), slice_model.threshold, coarse_spacing, postprocessing)
+    mask = np.zeros(volume.shape, np.uint8, order="F")
+    _upsample_to_grid(torch.from_numpy(cleaned), grid, to_ras(mask, grid), slice_model.threshold)
+    full_probabilities = None
+    if return_probabilities:
+        full_probabilities = np.zeros(volume.shape, np.float32, order="F")
+        _upsample_to_grid(probabilities, grid, to_ras(full_probabilities, grid), None)
+    timings["postprocess"] = time.perf_counter() - clock
+
+    volume_ml = float(np.count_nonzero(mask)) * voxel_ml(volume.spacing)
+    warnings = []
+    if removed_ml > 1.0:
+        warnings.append(f"post-processing removed {removed_ml:.1f} mL of prediction outside the largest piece")
+    if limits is not None:
+        coarse_mask = np.moveaxis(cleaned > slice_model.threshold, 0, 2)
+        ras_spacing = (*grid.coarse_spacing, grid.spacing[2])
+        warnings += check_plausibility(coarse_mask, ras_spacing, np.moveaxis(hu.numpy(), 0, 2), limits, volume_ml)
+    return VolumeSegmentation(mask_image(mask, volume), full_probabilities, volume_ml, warnings, timings)
+
+
+def mask_image(mask: np.ndarray, volume: NiftiVolume) -> nib.Nifti1Image:
+    """A uint8 NIfTI on ``volume``'s grid: a NIfTI input's header is copied, so its sform and qform
+    (codes and values) come back exactly; a DICOM series gets its affine as both, code 1 (scanner)."""
+    if volume.path.is_dir():
+        image = nib.Nifti1Image(mask, volume.affine)
+        image.set_sform(volume.affine, code=1)
+        image.set_qform(volume.affine, code=1)
+        image.header.set_xyzt_units("mm")
+        return image
+    header = nib.load(volume.path).header.copy()
+    header.set_data_dtype(np.uint8)
+    header.set_slope_inter(1.0, 0.0)
+    header["descrip"] = b"brainseg brain mask"
+    # An affine equal to the header's own leaves the header's sform and qform untouched.
+    return nib.Nifti1Image(mask, header.get_best_affine(), header=header)
+
+
+def mask_path(output_dir: str | Path, case_id: str) -> Path:
+    """Where a case's mask goes: ``<output_dir>/<CaseID>_brainmask.nii.gz``."""
+    return Path(output_dir) / f"{case_id}{MASK_SUFFIX}"
+
+
+def save_mask(segmentation: VolumeSegmentation, path: str | Path) -> Path:
+    """Write the mask (uint8, gzip) and return its path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nib.save(segmentation.mask, path)
+    return path

@@ -1,0 +1,73 @@
+"""Checks and helpers for composed configs: refuse bad values before any work starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from brainseg.errors import ConfigError
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Refuse values that would only fail (or silently misbehave) after minutes of work.
+
+    Raises:
+        ConfigError: naming the key, the value and the constraint.
+    """
+    lr = cfg.optimizer.get("lr")
+    if lr is not None and not lr > 0:
+        raise ConfigError(f"optimizer.lr must be > 0, got {lr}")
+    data = cfg.data
+    window = data.get("window")
+    if window is not None and not float(window[0]) < float(window[1]):
+        raise ConfigError(f"data.window must be [low, high] with low < high, got {list(window)}")
+    levels = len(cfg.model.net.get("channels", ()))
+    size = data.get("image_size")
+    if levels and size is not None and size % 2 ** (levels - 1):
+        raise ConfigError(
+            f"data.image_size={size} is not divisible by 2^{levels - 1}={2 ** (levels - 1)} "
+            f"(the U-Net has {levels} levels: model.net.channels={list(cfg.model.net.channels)})"
+        )
+    if data.get("batch_size") is not None and data.batch_size < 1:
+        raise ConfigError(f"data.batch_size must be >= 1, got {data.batch_size}")
+    if data.get("on_bad_case") not in (None, "skip", "fail"):
+        raise ConfigError(f"data.on_bad_case must be 'skip' or 'fail', got {data.on_bad_case!r}")
+    if data.get("normalization") not in (None, "window", "zscore"):
+        raise ConfigError(f"data.normalization must be 'window' or 'zscore', got {data.normalization!r}")
+    split = data.get("split")
+    if split is not None and (any(float(v) < 0 for v in split.values()) or not float(split.get("train", 0)) > 0):
+        raise ConfigError(f"data.split fractions must be >= 0 with train > 0, got {dict(split)}")
+
+
+def instantiate_keyed(group: DictConfig | None) -> list:
+    """Instantiate every ``_target_`` entry of a keyed group (callbacks, loggers); ``null`` entries are off."""
+    if not group:
+        return []
+    return [instantiate(entry) for entry in group.values() if entry is not None and "_target_" in entry]
+
+
+def resolve_checkpoint(ckpt_path: str | None, output_dir: str) -> str | None:
+    """``'last'`` means this run folder's ``checkpoints/last.ckpt``; a path must exist.
+
+    The file is read weights-only once here, so that a checkpoint that would run code when
+    unpickled (or is not brainseg's) is refused in one line before any work starts.
+
+    Raises:
+        ConfigError: no such file. BadCheckpointError: not a weights-only brainseg checkpoint.
+    """
+    if ckpt_path is None:
+        return None
+    path = Path(output_dir) / "checkpoints" / "last.ckpt" if ckpt_path == "last" else Path(ckpt_path)
+    if not path.is_file() and ckpt_path == "last":
+        raise ConfigError(
+            f"ckpt_path=last but {path} does not exist; resume in the old run folder with "
+            "hydra.run.dir=<that run folder> ckpt_path=last, or give a checkpoint path"
+        )
+    if not path.is_file():
+        raise ConfigError(f"ckpt_path={ckpt_path}: no such checkpoint file")
+    from brainseg.checkpoint import read_checkpoint  # imported here: it pulls in torch and the network
+
+    read_checkpoint(path)
+    return str(path)

@@ -1,0 +1,122 @@
+"""Inference: a case's MIP prediction and a volume's 3-D mask, latency and peak memory.
+
+* **MIP, per case**: what ``scripts/predict.py`` does for one NIfTI case
+  (:mod:`brainseg.inference.mip`): project, fit and normalize, run the network, map back, write
+  the three PNGs; each stage timed. The network forward alone is timed too.
+* **Volume, end to end**: :func:`brainseg.inference.volume.segment_volume` plus :func:`save_mask` on the
+  same 512x512x300 file (read, infer, post-process, write), in a fresh process so its peak
+  memory is its own. Without a slice-mode checkpoint the network is untrained: the compute is
+  the same, but post-processing works on a meaningless mask (flagged in the report).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import statistics
+import tempfile
+from pathlib import Path
+
+import torch
+
+from benchmarks.common import measured, repeat, time_call
+from benchmarks.training import torch_threads
+from brainseg.inference.inputs import InputCase, project_input
+from brainseg.inference.mip import Predictor, case_pictures, write_pngs
+from brainseg.models.unet import UNet
+
+VOLUME_TARGET_S = 10.0  # issue 5: a 512x512x300 volume end to end on 2 CPU cores
+
+
+def mip_preprocessing(image_size: int, window: list[float], normalization: str = "window") -> dict:
+    """The ``preprocessing`` dict a MIP checkpoint carries (the default DataModule's)."""
+    return {"mode": "mip", "image_size": image_size, "normalization": normalization, "window": list(window), "statistics": None}
+
+
+def predict_mip_case(path: str, output_dir: str, preprocessing: dict, channels: list[int], net: torch.nn.Module | None = None) -> dict:
+    """Predict one case as ``scripts/predict.py`` does; seconds per stage."""
+    predictor = Predictor(net if net is not None else UNet(1, 1, channels), 0.5, preprocessing)
+    window = tuple(preprocessing["window"])
+    seconds = {}
+    projection, timing = time_call(project_input, InputCase("case", Path(path)), window)
+    seconds["project"] = timing.wall_s
+    prediction, timing = time_call(predictor.predict, projection.image, projection.spacing)
+    seconds["predict"] = timing.wall_s
+    pictures = case_pictures(projection.image, prediction, window)
+    _, timing = time_call(write_pngs, {Path(output_dir) / f"case_{name}.png": array for name, array in pictures.items()})
+    seconds["write"] = timing.wall_s
+    seconds["total"] = sum(seconds.values())
+    return seconds
+
+
+def forward_latency(net: torch.nn.Module, image_size: int, repeats: int = 10) -> dict:
+    """Seconds of one eval-mode forward pass on a ``(1, 1, size, size)`` input."""
+    image = torch.randn(1, 1, image_size, image_size)
+    net = net.eval()
+    with torch.inference_mode():
+        net(image)  # warm-up
+        return repeat(net, repeats, image)
+
+
+def segment_volume_case(path: str, output_dir: str, checkpoint: str | None = None, channels: list[int] | None = None,
+                        threads: int | None = None) -> dict:
+    """Segment one volume end to end and write its mask; seconds per stage (``segment_volume``'s own)."""
+    from brainseg.inference.volume import (
+        SliceModel,
+        mask_path,
+        save_mask,
+        segment_volume,
+    )
+
+    if checkpoint:
+        model = SliceModel.from_checkpoint(checkpoint)
+    else:
+        preprocessing = {"mode": "slices", "spacing_mm": 2.0, "in_channels": 1, "context_slices": 0, "image_size": 128,
+                         "normalization": "window", "window": [-100.0, 1000.0], "statistics": None}
+        model = SliceModel(UNet(1, 1, channels or [16, 32, 64, 128]).eval(), preprocessing, 0.5)
+    with torch_threads(threads):
+        result, timing = time_call(segment_volume, model, path)
+        _, written = time_call(save_mask, result, mask_path(output_dir, "benchmark"))
+    return {
+        **{name: float(value) for name, value in result.timings.items()},
+        "write": written.wall_s,
+        "total": timing.wall_s + written.wall_s,
+        "cpu_s": timing.cpu_s + written.cpu_s,
+        "volume_ml": result.volume_ml,
+        "trained": bool(checkpoint),
+        "net": dict(getattr(model.net, "config", {})),
+    }
+
+
+def run(volume_path: Path, image_size: int, window: list[float], channels: list[int], net: torch.nn.Module | None = None,
+        repeats: int = 3, volume_checkpoint: str | None = None, volume_repeats: int = 2, fresh: bool = True) -> dict:
+    """Every inference figure, measured now (see the module docstring); ``fresh=False`` measures
+    memory in this process (smoke tests)."""
+    preprocessing = mip_preprocessing(image_size, window)
+    network = net if net is not None else UNet(1, 1, channels)
+    output = tempfile.mkdtemp(prefix="brainseg-benchmark-")
+    runs = [predict_mip_case(str(volume_path), output, preprocessing, channels, network) for _ in range(max(1, repeats))]
+    mip = {stage: statistics.median(r[stage] for r in runs) for stage in runs[0]}
+    memory = measured(__name__, "predict_mip_case", fresh, path=str(volume_path), output_dir=output,
+                              preprocessing=preprocessing, channels=list(channels))
+    result = {
+        "mip_case": mip,
+        "mip_case_peak_rise_mib": memory["rise_mib"],
+        "mip_case_process_peak_mib": memory["peak_mib"],
+        "forward": forward_latency(network, image_size),
+        "volume": None,
+    }
+    if importlib.util.find_spec("brainseg.inference.volume") is not None:
+        volumes = [
+            measured(__name__, "segment_volume_case", fresh, path=str(volume_path), output_dir=output,
+                             checkpoint=volume_checkpoint, channels=list(channels))
+            for _ in range(max(1, volume_repeats))
+        ]
+        best = min(volumes, key=lambda v: v["result"]["total"])
+        result["volume"] = {
+            **best["result"],
+            "peak_rise_mib": max(v["rise_mib"] for v in volumes),
+            "process_peak_mib": max(v["peak_mib"] for v in volumes),
+            "target_s": VOLUME_TARGET_S,
+        }
+    return result
+

@@ -1,0 +1,142 @@
+"""The notes under the benchmark tables: what each figure means and, where a target is missed,
+the measured limit that prevents it. Written from the figures of the same run, so they never
+drift from the table."""
+
+from __future__ import annotations
+
+from benchmarks.report import TARGETS
+from benchmarks.suite import SECTIONS, Results
+
+BUSY_CORES = 0.2  # cores used by other processes above which a section's timings are flagged
+
+
+def _preprocessing(p: dict) -> list[str]:
+    floor = p["floor"]
+    gib_s = p["raw_mib"] / 1024 / floor["wall_s"]
+    lines = [
+        f"- **MIP preprocessing** streams 16 MB slabs along the slowest storage axis in the stored dtype and "
+        f"keeps one running maximum, so its cost is the decompression: {p['ours_vs_floor']:.2f}x the time of only "
+        f"inflating the file with {p['decoder']} ({gib_s:.2f} GiB/s of voxels), {p['ours_vs_floor_zlib']:.2f}x the "
+        f"stdlib zlib inflate, {p['naive_vs_ours']:.1f}x faster than the naive float64 way. A gzip stream inflates "
+        "serially, so one file cannot use more than one core; a folder uses all of them (one case per worker).",
+    ]
+    if p["decoder"] == "zlib":
+        lines.append("- `pip install isal` (ISA-L inflate) makes the decompression, hence the MIP, about twice as fast.")
+    if len(p["folder"]) > 1:
+        one, many = p["folder"][0], p["folder"][-1]
+        overhead = many["wall_s"] - one["wall_s"] / many["workers"]
+        lines.append(
+            f"- **Folder preprocessing** runs one worker process per core: {many['workers']} workers take "
+            f"{many['wall_s']:.1f} s for {many['cases']} cases where a perfect split of the 1-worker time would take "
+            f"{one['wall_s'] / many['workers']:.1f} s. The {overhead:.1f} s difference is fixed per run (starting the "
+            "worker processes and their imports, the main process collecting results), so the speed-up grows "
+            f"towards {many['workers']}x with the folder: {p['folder_scaling']:.2f}x on this {many['cases']}-case one."
+        )
+    return lines
+
+
+def _training(t: dict, machine: dict) -> list[str]:
+    lines = []
+    flops = t["gflop_per_image"]
+    loop = t["loop"]
+    reference = loop.get("monai fp32")
+    if reference and "monai" in flops:
+        ours_rate = loop["ours fp32"]["images_per_s"] * flops["ours"]
+        monai_rate = reference["images_per_s"] * flops["monai"]
+        met = t["ours_vs_reference_images_per_s"] >= TARGETS["reference"]
+        lines.append(
+            f"- **Training against MONAI's UNet** (same channels, strides 2, `num_res_units=0`, in our module and loop): "
+            f"ours does {flops['ours']:.2f} GFLOP per image (forward + backward; two 3x3 convolutions per level, the "
+            f"first level at full resolution), MONAI's {flops['monai']:.2f} (one strided convolution per level): "
+            f"{flops['ours'] / flops['monai']:.1f}x the work. Per unit of work ours runs at {ours_rate:.0f} GFLOP/s, "
+            f"MONAI's at {monai_rate:.0f} GFLOP/s ({ours_rate / monai_rate:.2f}x). "
+            + ("The throughput target is met." if met else
+               f"The target of {TARGETS['reference']}x MONAI's images/s is therefore not met: it would take "
+               f"{TARGETS['reference'] * flops['ours'] / flops['monai'] * monai_rate / ours_rate:.0f}x our "
+               "current FLOP rate, i.e. a smaller network (fewer channels or one convolution per level), not a "
+               "faster implementation. The time to the Dice target compares what a user waits for.")
+        )
+    half, monai_step = t["step"].get("ours half channels"), t["step"].get("monai fp32")
+    if half and monai_step and "ours half channels" in flops:
+        lines.append(
+            f"- A smaller network is the lever: with half the channels ours does {flops['ours half channels']:.2f} GFLOP "
+            f"per image and its bare step runs {half['images_per_s']:.1f} images/s "
+            f"({half['images_per_s'] / t['step']['ours fp32']['images_per_s']:.1f}x the default; MONAI's "
+            f"{monai_step['images_per_s']:.1f}). Whether it keeps the Dice is a model choice, not measured here."
+        )
+    bf16 = t["bf16_vs_fp32_images_per_s"]
+    hardware = "has" if machine["bf16_hardware"] else "has no"
+    lines.append(
+        f"- **bf16-mixed** runs {bf16:.2f}x the fp32 speed here: this CPU {hardware} bf16 matrix hardware "
+        f"(SIMD: {', '.join(machine['simd']) or 'none'}; bf16 is fast with AVX512_BF16 or AMX, and on GPUs), so "
+        + ("it is the faster choice on this machine." if bf16 > 1.1 else "the default precision stays `32-true`.")
+    )
+    step = t["step"]
+    base = step["ours fp32"]
+    knobs = []
+    for name, s in step.items():
+        if name.startswith("ours") and name != "ours fp32":
+            knobs.append(f"{name.removeprefix('ours ')} {s['images_per_s'] / base['images_per_s']:.2f}x")
+    lines.append("- **Step variants** against ours fp32 (images/s): " + ", ".join(knobs) + ".")
+    compiled = step.get("ours torch.compile")
+    if compiled:
+        lines.append(
+            f"- **torch.compile**: the first step takes {compiled['first_step_s']:.0f} s (compilation), then steps run "
+            f"{compiled['images_per_s'] / base['images_per_s']:.2f}x eager speed: "
+            + ("worth it for long runs only." if compiled["images_per_s"] > 1.1 * base["images_per_s"] else
+               "no gain on this CPU, so it is not used.")
+        )
+    return lines
+
+
+def _inference(i: dict) -> list[str]:
+    volume = i.get("volume")
+    if not volume:
+        return ["- **3-D mode**: `brainseg.inference.volume` is not installed in this checkout; no volume figure."]
+    net = volume.get("net") or {}
+    lines = [f"- **3-D mask**: slice model U-Net channels {net.get('channels')}, {net.get('in_channels')} slice(s) per "
+             "input, read, inferred slice by slice, post-processed and written with `brainseg.inference.volume`; its timings per "
+             "stage are its own."]
+    if not volume["trained"]:
+        lines.append(
+            "- **3-D mask**: measured with an untrained network of the default size (no slice-mode checkpoint was "
+            "given; `--volume-checkpoint CKPT` uses one). Reading and network time are those of a trained model; "
+            "post-processing and writing depend on the mask, so they may differ."
+        )
+    if volume["total"] >= volume["target_s"]:
+        slowest = max(("read", "infer", "postprocess", "write"), key=lambda k: volume.get(k, 0))
+        lines.append(f"- The volume target is missed; the largest stage is `{slowest}` ({volume[slowest]:.1f} s).")
+    return lines
+
+
+def _loading(l: dict) -> list[str]:
+    runs = {run["num_workers"]: run for run in l["runs"]}
+    text = ", ".join(f"{100 * run['wait_share']:.1f}% with num_workers={n}" for n, run in runs.items())
+    line = (f"- **Data loading**: MIPs are held in memory and augmented on the fly; waiting for the next batch takes "
+            f"{text} (first epoch left out: worker start-up).")
+    if 0 in runs and 2 in runs:
+        faster = runs[2]["images_per_s"] / runs[0]["images_per_s"]
+        line += (f" Two workers give {faster:.2f}x the images/s of none" +
+                 (": on 2 cores they compete with the training threads, so the default stays 0." if faster < 1.05 else "."))
+    return [line]
+
+
+def notes(results: Results) -> str:
+    """Markdown notes for the sections present in ``results``."""
+    s = results.sections
+    lines = ["## Notes", ""]
+    busy = [f"{name} ({s[name]['others_cores']:.2f} cores)" for name in SECTIONS
+            if name in s and (s[name].get("others_cores") or 0) > BUSY_CORES]
+    if busy:
+        lines.append(f"- Other processes kept cores busy during: {', '.join(busy)}. "
+                     "Multi-threaded torch figures suffer most (a thread that loses its core stalls the other); "
+                     "single-threaded and CPU-time figures are the steadier ones.")
+    if "preprocessing" in s:
+        lines += _preprocessing(s["preprocessing"])
+    if "training" in s:
+        lines += _training(s["training"], results.machine)
+    if "inference" in s:
+        lines += _inference(s["inference"])
+    if "loading" in s:
+        lines += _loading(s["loading"])
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,277 @@
+"""Training speed: ours against MONAI's ``UNet`` in the same loop, and what makes ours fast here.
+
+Two kinds of figures:
+
+* **Loop**: the default training (``python train.py``'s config, quiet: no logger, checkpoint or
+  picture callbacks) until ``val/dice`` reaches the target: images per second of the training
+  loop, wall time and epochs to the target, final Dice. Variants: ours fp32 (the default), ours
+  ``bf16-mixed``, and MONAI's ``UNet`` with the same channels, strides 2 and
+  ``num_res_units=0`` plugged into our :class:`SegmentationModule` as ``net`` (the reference).
+* **Step**: one forward, loss, backward and AdamW step on a fixed batch, repeated, for the knobs
+  that could make it faster: bf16 autocast, ``channels_last``, thread count, batch size,
+  ``torch.compile`` (whose compile time is reported apart).
+
+GFLOP per image (forward + backward) say how much work each network does; images per second
+divided by them say how well each runs on this CPU.
+"""
+
+from __future__ import annotations
+
+import statistics
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from benchmarks.common import ratio, time_call
+from benchmarks.loading import StepClock
+
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+# The default run without what only writes files or draws: same data, model, loss, optimizer, schedule.
+QUIET = [
+    "~logger",
+    "callbacks=none",
+    "+trainer.enable_checkpointing=false",
+    "+trainer.enable_progress_bar=false",
+    "+trainer.enable_model_summary=false",
+]
+
+
+@contextmanager
+def torch_threads(count: int | None):
+    """Run the block with ``count`` intra-op threads (``None``: leave torch's choice)."""
+    previous = torch.get_num_threads()
+    if count:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def compose_training(workdir: Path, name: str, overrides: list[str]) -> DictConfig:
+    """The real training config with ``overrides``, quiet, its run folder under ``workdir``."""
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[*QUIET, *overrides])
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(workdir / "runs" / name)
+        cfg.paths.data_dir = str(workdir / "data")
+    return cfg
+
+
+def monai_unet(net: DictConfig) -> dict:
+    """Config of MONAI's UNet matching ours: same channels, one stride-2 step per level, no residual units."""
+    channels = [int(c) for c in net.channels]
+    return {
+        "_target_": "monai.networks.nets.UNet",
+        "spatial_dims": 2,
+        "in_channels": int(net.in_channels),
+        "out_channels": int(net.out_channels),
+        "channels": channels,
+        "strides": [2] * (len(channels) - 1),
+        "num_res_units": 0,
+        "norm": "batch",
+    }
+
+
+def train_with_clock(
+    workdir: Path,
+    name: str,
+    overrides: list[str],
+    target_dice: float | None = None,
+    max_seconds: float | None = None,
+    reference: bool = False,
+    threads: int | None = None,
+    return_model: bool = False,
+):
+    """Train the composed config with a :class:`StepClock`; its summary (and the module if asked).
+
+    ``reference=True`` swaps the network for MONAI's UNet (:func:`monai_unet`).
+    """
+    from brainseg.training.train import build
+
+    cfg = compose_training(workdir, name, overrides)
+    with open_dict(cfg):
+        if reference:
+            cfg.model.net = OmegaConf.create(monai_unet(cfg.model.net))
+        cfg.callbacks = cfg.get("callbacks") or {}
+        cfg.callbacks.step_clock = {
+            "_target_": "benchmarks.loading.StepClock",
+            "target_dice": target_dice,
+            "max_seconds": max_seconds,
+        }
+    datamodule, model, trainer = build(cfg)
+    clock = next(callback for callback in trainer.callbacks if isinstance(callback, StepClock))
+    with torch_threads(threads):
+        trainer.fit(model, datamodule=datamodule)
+    summary = {
+        "precision": str(cfg.trainer.precision),
+        "batch_size": int(cfg.data.batch_size),
+        "image_size": int(cfg.data.image_size),
+        "threads": threads or torch.get_num_threads(),
+        "target_dice": target_dice,
+        **clock.summary(),
+    }
+    return (summary, model) if return_model else summary
+
+
+def gflop_per_image(net: torch.nn.Module, in_channels: int, image_size: int) -> float:
+    """Forward + backward GFLOP for one image (convolutions and matrix products)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        net(torch.randn(2, in_channels, image_size, image_size)).sum().backward()
+    net.zero_grad(set_to_none=True)
+    return counter.get_total_flops() / 2 / 1e9
+
+
+@contextmanager
+def _no_compile_cache(active: bool):
+    """Time a first compilation, as a new user pays it, not a hit in inductor's on-disk cache."""
+    if not active:
+        yield
+        return
+    import torch._inductor.config as inductor
+
+    previous, inductor.force_disable_caches = inductor.force_disable_caches, True
+    try:
+        yield
+    finally:
+        inductor.force_disable_caches = previous
+
+
+def step_throughput(
+    net: torch.nn.Module,
+    batch_size: int,
+    image_size: int,
+    steps: int = 8,
+    bf16: bool = False,
+    channels_last: bool = False,
+    threads: int | None = None,
+    compile: bool = False,
+    budget_s: float = 10.0,
+) -> dict:
+    """Images per second of a bare training step (forward, BCE, backward, AdamW) on a fixed batch.
+
+    The median of ``steps`` timed steps is the figure (fewer, at least 2, once they took
+    ``budget_s``: slow variants need no more); the first step is reported apart
+    (``first_step_s``: includes ``torch.compile``'s compilation when asked).
+    """
+    torch.manual_seed(0)
+    in_channels = next(net.parameters()).shape[1]
+    image = torch.randn(batch_size, in_channels, image_size, image_size)
+    target = (torch.rand(batch_size, 1, image_size, image_size) > 0.5).float()
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
+        image = image.contiguous(memory_format=torch.channels_last)
+    model = torch.compile(net) if compile else net
+    optimizer = torch.optim.AdamW(net.parameters(), lr=1e-3)
+
+    def step() -> None:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = model(image)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), target)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    with torch_threads(threads), _no_compile_cache(compile):
+        _, first = time_call(step)
+        step()  # warm-up: allocator and oneDNN primitive caches
+        timings = []
+        while len(timings) < max(1, steps) and (len(timings) < 2 or sum(t.wall_s for t in timings) < budget_s):
+            timings.append(time_call(step)[1])
+    wall = statistics.median(t.wall_s for t in timings)
+    cpu = statistics.median(t.cpu_s for t in timings)
+    return {
+        "batch_size": batch_size,
+        "bf16": bf16,
+        "channels_last": channels_last,
+        "threads": threads or torch.get_num_threads(),
+        "compile": compile,
+        "steps": len(timings),
+        "step_s": wall,
+        "step_cpu_s": cpu,
+        "images_per_s": batch_size / wall,
+        "first_step_s": first.wall_s,
+    }
+
+
+def _nets(cfg: DictConfig) -> dict:
+    """Builders of our network (as configured, and with half the channels: what a smaller model would
+    gain) and of the MONAI reference, if MONAI is installed."""
+    from hydra.utils import instantiate
+
+    half = [max(1, int(c) // 2) for c in cfg.model.net.channels]
+    builders = {"ours": lambda: instantiate(cfg.model.net), "ours half channels": lambda: instantiate(cfg.model.net, channels=half)}
+    try:
+        import monai  # noqa: F401
+
+        builders["monai"] = lambda: instantiate(OmegaConf.create(monai_unet(cfg.model.net)))
+    except ImportError:
+        pass
+    return builders
+
+
+def run(
+    workdir: Path,
+    overrides: list[str],
+    target_dice: float = 0.95,
+    max_seconds: float = 300.0,
+    steps: int = 8,
+    compile: bool = True,
+    batch_sizes: tuple[int, ...] = (16, 32),
+) -> dict:
+    """Every training figure, measured now (see the module docstring); also returns ``model``,
+    our fp32 network trained to the target, for the inference benchmark."""
+    cfg = compose_training(workdir, "probe", overrides)
+    image_size, batch, in_channels = int(cfg.data.image_size), int(cfg.data.batch_size), int(cfg.model.net.in_channels)
+    builders = _nets(cfg)
+    cores = torch.get_num_threads()
+
+    flops = {name: gflop_per_image(build(), in_channels, image_size) for name, build in builders.items()}
+    variants = {
+        "ours fp32": dict(net="ours"),
+        "ours bf16 autocast": dict(net="ours", bf16=True),
+        "ours channels_last": dict(net="ours", channels_last=True),
+        "ours 1 thread": dict(net="ours", threads=1),
+        **{f"ours batch {n}": dict(net="ours", batch_size=n) for n in batch_sizes},
+        "ours half channels": dict(net="ours half channels"),
+        **({"monai fp32": dict(net="monai"), "monai bf16 autocast": dict(net="monai", bf16=True)} if "monai" in builders else {}),
+        **({"ours torch.compile": dict(net="ours", compile=True)} if compile else {}),
+    }
+    # The loops first: they carry the headline figures; compilation (slow) comes last.
+    loop = {}
+    summary, model = train_with_clock(workdir, "ours-fp32", overrides, target_dice, max_seconds, return_model=True)
+    loop["ours fp32"] = summary
+    # A variant that has not reached the target by 1.5x our fp32 time cannot be the faster one.
+    cap = min(max_seconds, 1.5 * (summary["seconds_to_target"] or summary["train_seconds"] or max_seconds))
+    loop["ours bf16-mixed"] = train_with_clock(
+        workdir, "ours-bf16", [*overrides, "trainer.precision=bf16-mixed"], target_dice, cap
+    )
+    if "monai" in builders:
+        loop["monai fp32"] = train_with_clock(workdir, "monai-fp32", overrides, target_dice, max_seconds, reference=True)
+
+    step = {}
+    for name, options in variants.items():
+        options = dict(options)
+        net = builders[options.pop("net")]()
+        step[name] = step_throughput(net, options.pop("batch_size", batch), image_size, steps, **options)
+
+    reference = loop.get("monai fp32", {})
+    return {
+        "image_size": image_size,
+        "batch_size": batch,
+        "threads": cores,
+        "target_dice": target_dice,
+        "gflop_per_image": flops,
+        "step": step,
+        "loop": loop,
+        "ours_vs_reference_images_per_s": ratio(loop["ours fp32"]["images_per_s"], reference.get("images_per_s")),
+        "ours_vs_reference_time_to_target": ratio(loop["ours fp32"]["seconds_to_target"], reference.get("seconds_to_target")),
+        "bf16_vs_fp32_images_per_s": ratio(loop["ours bf16-mixed"]["images_per_s"], loop["ours fp32"]["images_per_s"]),
+        "model": model,
+    }
