@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from brainseg.data.nifti import open_nifti
-from brainseg.evaluation.volume_metrics import score_volume
+from brainseg.evaluation.metrics import score_volume
 from brainseg.inference.volume import SliceModel, mask_path, save_mask, segment_volume
 from brainseg.synthetic import SyntheticConfig, case_seed, generate_case, write_case
 

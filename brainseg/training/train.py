@@ -13,7 +13,6 @@ import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from brainseg.evaluation.baseline import score_baseline
 from brainseg.training.config import check_config, instantiate_keyed, resolve_checkpoint
 from brainseg.training.distributed import config_digest, ddp_runs_this_job
 from brainseg.training.hparams import log_hparams
@@ -71,9 +70,7 @@ def _fit_and_test(cfg: DictConfig) -> dict[str, float]:
             log.warning("no best checkpoint was saved; testing the current weights")
         trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
         metrics.update({name: float(value) for name, value in trainer.callback_metrics.items()})
-        # The classical baseline scores MIP footprints; slice mode (3-D masks) has none.
-        is_mip = datamodule.preprocessing().get("mode", "mip") == "mip"
-        baseline = score_baseline(datamodule.cases["train"], datamodule.cases["test"]) if is_mip else {}
+        baseline = datamodule.baseline_scores()  # a classical baseline, where the representation has one
         metrics.update(baseline)
         for logger in trainer.loggers:
             logger.log_metrics(baseline, step=trainer.global_step)

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from brainseg.data.cache import MipCache, cache_key
+from brainseg.data.cache import cache_key
+from brainseg.data.projection import MipCache
 from brainseg.data.discovery import CaseRecord
 from brainseg.data.preparation import prepare_dataset
 from brainseg.data.projection import Projection

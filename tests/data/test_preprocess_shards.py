@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from brainseg.data.datamodule import MipDataModule
+from brainseg.data.mip_datamodule import MipDataModule
 from tests.conftest import make_dataset
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -14,14 +14,9 @@ import torch
 from torchmetrics.functional.segmentation import hausdorff_distance
 
 from brainseg.errors import ConfigError
-from brainseg.evaluation.evaluate import (
-    CaseScores,
-    evaluate,
-    hausdorff95,
-    score_case,
-    summarize,
-    write_per_case,
-)
+from brainseg.evaluation.evaluate import evaluate
+from brainseg.evaluation.metrics import CaseScores, hausdorff95, score_case
+from brainseg.evaluation.summary import summarize, write_per_case
 from brainseg.evaluation.report import pick_cases
 from tests.conftest import compose_config
 

@@ -11,7 +11,7 @@ import torch
 
 from brainseg.errors import ConfigError
 from brainseg.inference.export import export, run_exported
-from brainseg.inference.mip import load_predictor
+from brainseg.inference.predict import load_predictor
 from tests.conftest import compose_config
 
 

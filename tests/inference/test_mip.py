@@ -12,12 +12,12 @@ import torch
 from PIL import Image
 
 from brainseg.checkpoint import read_checkpoint
-from brainseg.data.cache import MipCache
-from brainseg.data.datamodule import MipDataModule
+from brainseg.data.projection import MipCache
+from brainseg.data.mip_datamodule import MipDataModule
 from brainseg.data.projection import Projection
 from brainseg.errors import BadCheckpointError
 from brainseg.inference.inputs import read_mip_png
-from brainseg.inference.mip import load_predictor
+from brainseg.inference.predict import load_predictor
 
 
 def best_checkpoint(run: Path) -> Path:
@@ -47,7 +47,7 @@ def test_the_predictor_carries_the_checkpoints_network_threshold_and_preprocessi
 def test_network_input_is_what_the_datamodule_feeds_training(trained_run, datamodule):
     predictor = load_predictor(best_checkpoint(trained_run))
     case = datamodule.cases["test"][0]
-    projection = datamodule.prepared.projections[case.case_id]
+    projection = datamodule.prepared.items[case.case_id]
     image, fit = predictor.network_input(projection.image, projection.spacing)
     torch.testing.assert_close(image, case.image)
     assert fit == case.fit
@@ -55,7 +55,7 @@ def test_network_input_is_what_the_datamodule_feeds_training(trained_run, datamo
 
 def test_probabilities_come_back_on_the_projection_grid(trained_run, datamodule):
     predictor = load_predictor(best_checkpoint(trained_run))
-    projection = next(iter(datamodule.prepared.projections.values()))
+    projection = next(iter(datamodule.prepared.items.values()))
     prediction = predictor.predict(projection.image, projection.spacing)
     assert prediction.probability.shape == prediction.mask.shape == projection.image.shape
     assert prediction.network_probability.shape == (32, 32)

@@ -15,13 +15,14 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from brainseg.data.datamodule import MipDataModule
+from brainseg.data.mip_datamodule import MipDataModule
 from brainseg.data.discovery import CaseRecord
 from brainseg.data.nifti import open_nifti
+from brainseg.data.cases import open_case, read_binary_mask
 from brainseg.data.projection import project_case
 from brainseg.errors import BadCaseError, BadDatasetError
 from brainseg.evaluation.evaluate import evaluate
-from brainseg.inference.mip import predict
+from brainseg.inference.predict import predict
 from tests.conftest import compose_config
 from tests.robustness.corpus import (
     ENTRIES,
@@ -108,7 +109,7 @@ def test_a_huge_header_is_refused_before_anything_is_allocated(tmp_path):
     tracemalloc.start()
     try:
         with pytest.raises(BadCaseError, match=corpus["huge_header"].problem):
-            project_case(record)
+            project_case(open_case(record))
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()

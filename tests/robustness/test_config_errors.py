@@ -51,7 +51,7 @@ def test_a_misspelled_key_is_refused_by_name(tmp_path):
     "override, message",
     [
         ("optimizer.lr=0", "optimizer.lr must be > 0, got 0"),
-        ("data.window=[400,400]", "data.window must be \\[low, high\\] with low < high, got \\[400, 400\\]"),
+        ("data.hu_window=[400,400]", "data.window must be \\[low, high\\] with low < high, got \\[400, 400\\]"),
         ("data.batch_size=0", "data.batch_size must be >= 1, got 0"),
         ("data.normalization=zscor", "data.normalization must be 'window' or 'zscore', got 'zscor'"),
         ("data.split.val=-0.1", "data.split fractions must be >= 0 with train > 0"),

@@ -64,7 +64,7 @@ def test_every_logger_option_instantiates(tmp_path, logger):
     [
         ("optimizer.lr=-0.001", "optimizer.lr must be > 0"),
         ("data.image_size=100", "not divisible by 2\\^3"),
-        ("data.window=[500,100]", "low < high"),
+        ("data.hu_window=[500,100]", "low < high"),
         ("data.on_bad_case=ignore", "'skip' or 'fail'"),
     ],
 )
