@@ -49,9 +49,9 @@ def test_every_storage_orientation_gives_the_same_mip(tmp_path, codes):
     stored_mask, _ = _reorient(mask, RAS_AFFINE, codes)
     assert "".join(nib.aff2axcodes(affine)) == codes
     mip, spacing = project_image(open_nifti(write_nifti(tmp_path / "img.nii.gz", stored, affine)))
-    mask_mip, _ = mask_mip(open_nifti(write_nifti(tmp_path / "mask.nii.gz", stored_mask, affine)))
+    projected_mask, _ = mask_mip(open_nifti(write_nifti(tmp_path / "mask.nii.gz", stored_mask, affine)))
     np.testing.assert_array_equal(mip, reference)
-    np.testing.assert_array_equal(mask_mip, ras_to_display(mask.max(axis=2)))
+    np.testing.assert_array_equal(projected_mask, ras_to_display(mask.max(axis=2)))
     assert spacing == pytest.approx(ref_spacing)
 
 

@@ -15,6 +15,7 @@ from brainseg.data.axial import (
     to_ras,
 )
 from brainseg.data.mip_datamodule import MipDataModule
+from brainseg.data.preprocessing import Preprocessing
 from brainseg.data.slice_datamodule import EmptySliceSampler
 from brainseg.data.slice_datamodule import SliceDataModule
 from brainseg.errors import ConfigError
@@ -82,7 +83,7 @@ def datamodule(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("slices")
     root = make_dataset(tmp / "ds", n=6, shape=(40, 36, 12))
     module = SliceDataModule(
-        root=str(root), cache_dir=str(tmp / "cache"), spacing_mm=1.0, image_size=32, in_channels=3,
+        root=str(root), cache_dir=str(tmp / "cache"), spacing_mm=1.0, crop_size=32, in_channels=3,
         empty_slice_ratio=0.5, batch_size=4, run_dir=str(tmp / "run"),
     )
     module.prepare_data()
@@ -107,15 +108,16 @@ def test_validation_sees_every_slice_and_training_brain_free_ones_at_the_ratio(d
 def test_neighbouring_slices_are_the_extra_channels(datamodule):
     dataset = datamodule.val_dataloader().dataset
     stack = datamodule.stacks["val"][0]
-    hu, _ = dataset.window(0, 5)
+    hu, _ = dataset.crop(0, 5)
     centre = crop_around(stack.hu[[4, 5, 6]], 32, dataset.centres[0], value=-1024)
     assert np.array_equal(hu, centre.astype(np.float32))
 
 
 def test_the_checkpoint_learns_how_slices_were_made(datamodule):
     prep = datamodule.preprocessing()
-    assert prep["mode"] == "slices" and prep["spacing_mm"] == 1.0
-    assert prep["in_channels"] == 3 and prep["context_slices"] == 1 and prep["orientation"] == "RAS"
+    assert prep.mode == "slices" and prep.spacing_mm == 1.0 and prep.input_size == 32
+    assert prep.in_channels == 3 and prep.context_slices == 1
+    assert Preprocessing.from_dict(datamodule.state_dict()["preprocessing"]) == prep  # what a checkpoint carries
 
 
 def test_panels_show_one_slice_per_case(datamodule):

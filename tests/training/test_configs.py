@@ -75,6 +75,6 @@ def test_invalid_values_are_refused_before_training(tmp_path, override, message)
 
 def test_the_default_config_reads_as_documented(tmp_path):
     cfg = compose_config([], tmp_path)
-    assert cfg.data._target_ == "brainseg.data.modes.make_datamodule" and cfg.data.mode == "mip" and cfg.data.root is None
+    assert cfg.data._target_ == "brainseg.data.mip_datamodule.MipDataModule" and cfg.data.root is None
     assert cfg.model.net._target_ == "brainseg.models.UNet"
     assert cfg.callbacks.model_checkpoint.monitor == "val/dice" and cfg.callbacks.model_checkpoint.save_last
