@@ -17,7 +17,7 @@ from brainseg.inference.inputs import find_inputs
 from brainseg.inference.mip import predict
 from tests.conftest import compose_config, phantom, write_nifti
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 AFFINE = np.diag([0.8, 0.8, 2.0, 1.0])
 OUTPUTS = ("mask", "prob", "overlay")
 
