@@ -4,8 +4,7 @@ drift from the table."""
 
 from __future__ import annotations
 
-from benchmarks.report import TARGETS
-from benchmarks.suite import SECTIONS, Results
+from benchmarks.results import SECTIONS, TARGETS, Results
 
 BUSY_CORES = 0.2  # cores used by other processes above which a section's timings are flagged
 

@@ -10,17 +10,10 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from benchmarks.suite import SECTIONS, Results
+from benchmarks.notes import notes
+from benchmarks.results import SECTIONS, TARGETS, Results
 
 VERSION_ORDER = ("python", "torch", "lightning", "numpy", "nibabel", "monai", "isal")
-TARGETS = {
-    "floor": 1.3,  # MIP wall time / decompression floor
-    "memory": 0.5,  # peak memory rise / raw int16 volume
-    "naive": 2.0,  # naive wall time / ours: "a clear multiple"
-    "reference": 1.5,  # our images/s / MONAI's
-    "volume_s": 10.0,  # a 512x512x300 volume end to end
-    "wait_share": 0.1,  # share of a training step spent waiting for data
-}
 
 
 def _s(seconds) -> str:
@@ -203,8 +196,6 @@ def read(json_path: Path) -> Results:
 
 def write(results: Results, output_dir: Path) -> tuple[Path, Path]:
     """Write ``benchmarks.json`` and ``benchmarks.md`` (tables and notes) into ``output_dir``."""
-    from benchmarks.notes import notes
-
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     json_path, md_path = output_dir / "benchmarks.json", output_dir / "benchmarks.md"

@@ -7,7 +7,7 @@ volume of the preprocessing section and the network the training section trained
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from benchmarks.common import (
@@ -18,8 +18,7 @@ from benchmarks.common import (
     others_cores,
     versions,
 )
-
-SECTIONS = ("preprocessing", "training", "inference", "loading")
+from benchmarks.results import SECTIONS, Results
 
 
 @dataclass(frozen=True)
@@ -61,19 +60,6 @@ class Sizes:
             fresh_processes=False,
             threads=1,  # tiny steps on a busy machine: a second thread only waits for the first
         )
-
-
-@dataclass
-class Results:
-    """Everything one run measured, and the conditions it was measured in."""
-
-    date: str
-    machine: dict
-    versions: dict
-    sizes: dict
-    load_before: list[float]
-    load_after: list[float] = field(default_factory=list)
-    sections: dict = field(default_factory=dict)
 
 
 def run_benchmarks(workdir: Path, sizes: Sizes = Sizes(), only: tuple[str, ...] = SECTIONS,

@@ -25,8 +25,8 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from benchmarks.clock import StepClock
 from benchmarks.common import ratio, time_call
-from benchmarks.loading import StepClock
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 # The default run without what only writes files or draws: same data, model, loss, optimizer, schedule.
@@ -98,7 +98,7 @@ def train_with_clock(
             cfg.model.net = OmegaConf.create(monai_unet(cfg.model.net))
         cfg.callbacks = cfg.get("callbacks") or {}
         cfg.callbacks.step_clock = {
-            "_target_": "benchmarks.loading.StepClock",
+            "_target_": "benchmarks.clock.StepClock",
             "target_dice": target_dice,
             "max_seconds": max_seconds,
         }
