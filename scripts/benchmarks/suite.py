@@ -2,6 +2,7 @@
 
 Sections run in the order preprocessing, training, inference, loading: inference reuses the
 volume of the preprocessing section and the network the training section trained.
+:func:`benchmark` is ``python scripts/benchmark.py``: run, then write docs/benchmarks.{md,json}.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from benchmarks.common import (
     others_cores,
     versions,
 )
+from benchmarks import report
 from benchmarks.results import SECTIONS, Results
+from brainseg.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,24 @@ class Sizes:
             fresh_processes=False,
             threads=1,  # tiny steps on a busy machine: a second thread only waits for the first
         )
+
+
+def benchmark(cfg) -> Path:
+    """Measure the ``cfg.only`` sections (or read ``cfg.render`` again), write benchmarks.md and
+    benchmarks.json into ``cfg.output`` and print the page; returns the page's path.
+    The keys are those of conf/benchmark.yaml."""
+    only = [cfg.only] if isinstance(cfg.only, str) else list(cfg.only)
+    if set(only) - set(SECTIONS):
+        raise ConfigError(f"only: unknown section(s) {sorted(set(only) - set(SECTIONS))}; the sections are {list(SECTIONS)}")
+    if cfg.render:
+        results = report.read(Path(cfg.render))
+    else:
+        sizes = Sizes.tiny() if cfg.tiny else Sizes()
+        results = run_benchmarks(Path(cfg.workdir), sizes, tuple(only), cfg.volume_checkpoint, cfg.dataset)
+    json_path, md_path = report.write(results, Path(cfg.output))
+    print(md_path.read_text())
+    print(f"written: {md_path}, {json_path}")
+    return md_path
 
 
 def run_benchmarks(workdir: Path, sizes: Sizes = Sizes(), only: tuple[str, ...] = SECTIONS,
