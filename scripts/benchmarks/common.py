@@ -140,6 +140,13 @@ def compose_conf(name: str, overrides: list[str]):
         return compose(config_name=name, overrides=overrides)
 
 
+def as_names(value) -> list[str]:
+    """A config key that takes one name or a list (``only=default`` or ``only=[default,256]``), as strings."""
+    from omegaconf import ListConfig
+
+    return [str(item) for item in value] if isinstance(value, (list, tuple, ListConfig)) else [str(value)]
+
+
 def now() -> str:
     """Local date and time, to the minute."""
     return _datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")

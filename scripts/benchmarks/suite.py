@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from benchmarks.common import (
+    as_names,
     cpu_counters,
     load_average,
     machine,
@@ -69,7 +70,7 @@ def benchmark(cfg) -> Path:
     """Measure the ``cfg.only`` sections (or read ``cfg.render`` again), write benchmarks.md and
     benchmarks.json into ``cfg.output`` and print the page; returns the page's path.
     The keys are those of conf/benchmark.yaml."""
-    only = [cfg.only] if isinstance(cfg.only, str) else list(cfg.only)
+    only = as_names(cfg.only)
     if set(only) - set(SECTIONS):
         raise ConfigError(f"only: unknown section(s) {sorted(set(only) - set(SECTIONS))}; the sections are {list(SECTIONS)}")
     if cfg.render:
