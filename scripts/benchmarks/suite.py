@@ -11,6 +11,7 @@ import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from benchmarks import report
 from benchmarks.common import (
     as_names,
     cpu_counters,
@@ -20,7 +21,6 @@ from benchmarks.common import (
     others_cores,
     versions,
 )
-from benchmarks import report
 from benchmarks.results import SECTIONS, Results
 from brainseg.errors import ConfigError
 

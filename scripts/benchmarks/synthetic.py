@@ -26,7 +26,7 @@ HEAD_ONLY = (("head", 1.0),)
 def workloads(n_default: int) -> dict[str, tuple[str, SyntheticConfig, list[int]]]:
     """name -> (description, config, seeds): the default preset and two fixed scanner sizes."""
     realistic = SyntheticConfig.realistic()
-    fixed = dict(fov_kinds=HEAD_ONLY, slice_thickness_ratio=(1.0, 1.0))
+    fixed = {"fov_kinds": HEAD_ONLY, "slice_thickness_ratio": (1.0, 1.0)}
     return {
         "default": (f"default preset ({n_default} cases)", SyntheticConfig(), list(range(n_default))),
         "256": ("256x256x160, 1.25 mm slices", replace(realistic, shape_in_plane=(256, 256), slice_count=(160, 160),
