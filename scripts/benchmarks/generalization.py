@@ -59,7 +59,8 @@ def markdown(report: dict) -> str:
         f"Checkpoint: `{report['checkpoint']}`; shifted data: {report['shifted_data']}"
         + (" (`SyntheticConfig.wide()`: larger spread of spacing, matrix, pose, orientation, rescale, anatomy)."
            if report["shifted_data"].startswith("preset=wide ") else "."),
-        "Produced by `python scripts/benchmark_generalization.py ckpt_path=...`.",
+        "Produced by `python scripts/benchmark_generalization.py ckpt_path=...` "
+        "(options in conf/benchmark_generalization.yaml).",
         "",
         "| cases | Dice (mean) | IoU (mean) | HD95 mm (mean) |",
         "| --- | --- | --- | --- |",

@@ -99,7 +99,7 @@ def _inference(i: dict) -> list[str]:
     if not volume["trained"]:
         lines.append(
             "- **3-D mask**: measured with an untrained network of the default size (no slice-mode checkpoint was "
-            "given; `--volume-checkpoint CKPT` uses one). Reading and network time are those of a trained model; "
+            "given; `volume_checkpoint=CKPT` uses one). Reading and network time are those of a trained model; "
             "post-processing and writing depend on the mask, so they may differ."
         )
     if volume["total"] >= volume["target_s"]:
