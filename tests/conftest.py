@@ -15,6 +15,14 @@ from omegaconf import DictConfig, open_dict
 CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 
 
+@pytest.fixture(autouse=True)
+def seeded_torch():
+    """Every test starts from the same torch RNG state: random weights and inputs never make a test flaky."""
+    import torch
+
+    torch.manual_seed(0)
+
+
 def write_nifti(path: Path, array: np.ndarray, affine: np.ndarray | None = None, slope=None, inter=None) -> Path:
     """Write ``array`` as NIfTI (sform and qform = ``affine``), creating parent folders."""
     path.parent.mkdir(parents=True, exist_ok=True)

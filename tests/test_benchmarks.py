@@ -6,13 +6,25 @@ Timings are not checked (they mean nothing at these sizes); the figures' presenc
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from benchmarks import report
-from benchmarks.common import in_fresh_process, machine, ratio, versions
-from benchmarks.suite import SECTIONS, Sizes, run_benchmarks
+from benchmarks.common import (
+    as_names,
+    compose_conf,
+    in_fresh_process,
+    machine,
+    ratio,
+    versions,
+)
+from benchmarks.generalization import markdown as generalization_page
+from benchmarks.results import SECTIONS
+from benchmarks.suite import Sizes, run_benchmarks
 
 from tests.conftest import make_dataset
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +67,7 @@ def test_report_holds_the_conditions_and_a_table(tiny_results):
     data = json.loads(json_path.read_text())
     assert set(data) >= {"date", "machine", "versions", "load_before", "load_after", "sections"}
     assert "model" not in data["sections"]["training"]  # the trained network stays out of the JSON
-    assert report.markdown(report.read(json_path)) == report.markdown(results)  # --render gives the same tables
+    assert report.markdown(report.read(json_path)) == report.markdown(results)  # render= gives the same tables
 
 
 def test_helpers():
@@ -63,3 +75,14 @@ def test_helpers():
     assert machine()["cores"] >= 1 and versions()["python"]
     measured = in_fresh_process("json", "dumps", obj=[1, 2])
     assert measured["result"] == "[1, 2]" and measured["rise_mib"] >= 0
+
+
+def test_config_helpers():
+    assert as_names("default") == ["default"] and as_names(256) == ["256"]  # only=default, only=256
+    assert as_names(compose_conf("benchmark_synthetic", ["only=[default,256]"]).only) == ["default", "256"]
+    assert compose_conf("benchmark", []).only == list(SECTIONS)  # every section by default
+
+
+def test_generalization_page_is_written_from_its_figures():
+    figures = json.loads((DOCS / "generalization.json").read_text())
+    assert generalization_page(figures) == (DOCS / "generalization.md").read_text()

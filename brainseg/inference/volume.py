@@ -201,22 +201,21 @@ def segment_volume(
     Raises:
         BadCaseError: the file is unreadable or not a 3-D volume.
     """
-    slice_model = predictor
     timings, clock = {}, time.perf_counter()
     volume = open_image(path)  # a NIfTI file or a DICOM series folder
-    grid = plan_axial_grid(volume.affine, volume.shape, slice_model.preprocessing.spacing_mm)
+    grid = plan_axial_grid(volume.affine, volume.shape, predictor.preprocessing.spacing_mm)
     hu = read_axial_hu(volume, grid)
     timings["read"], clock = time.perf_counter() - clock, time.perf_counter()
 
-    slice_step_mm = slice_model.preprocessing.spacing_mm if slice_step_mm is None else slice_step_mm
+    slice_step_mm = predictor.preprocessing.spacing_mm if slice_step_mm is None else slice_step_mm
     step = max(1, int(slice_step_mm / grid.spacing[2] + 1e-6))
-    probabilities = predict_slices(slice_model, hu, batch_size, bf16, step)
+    probabilities = predict_slices(predictor, hu, batch_size, bf16, step)
     timings["infer"], clock = time.perf_counter() - clock, time.perf_counter()
 
     coarse_spacing = (grid.spacing[2], *grid.coarse_spacing)
-    cleaned, removed_ml = postprocess(probabilities.numpy(), slice_model.threshold, coarse_spacing, postprocessing)
+    cleaned, removed_ml = postprocess(probabilities.numpy(), predictor.threshold, coarse_spacing, postprocessing)
     mask = np.zeros(volume.shape, np.uint8, order="F")
-    _upsample_to_grid(torch.from_numpy(cleaned), grid, to_ras(mask, grid), slice_model.threshold)
+    _upsample_to_grid(torch.from_numpy(cleaned), grid, to_ras(mask, grid), predictor.threshold)
     full_probabilities = None
     if return_probabilities:
         full_probabilities = np.zeros(volume.shape, np.float32, order="F")
@@ -228,7 +227,7 @@ def segment_volume(
     if removed_ml > 1.0:
         warnings.append(f"post-processing removed {removed_ml:.1f} mL of prediction outside the largest piece")
     if limits is not None:
-        coarse_mask = np.moveaxis(cleaned > slice_model.threshold, 0, 2)
+        coarse_mask = np.moveaxis(cleaned > predictor.threshold, 0, 2)
         ras_spacing = (*grid.coarse_spacing, grid.spacing[2])
         warnings += check_plausibility(coarse_mask, ras_spacing, np.moveaxis(hu.numpy(), 0, 2), limits, volume_ml)
     return VolumeSegmentation(mask_image(mask, volume), full_probabilities, volume_ml, warnings, timings)

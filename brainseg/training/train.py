@@ -15,22 +15,9 @@ from omegaconf import DictConfig
 
 from brainseg.training.config import check_config, instantiate_keyed, resolve_checkpoint
 from brainseg.training.distributed import config_digest, ddp_runs_this_job
-from brainseg.training.hparams import log_hparams
+from brainseg.training.hparams import REPORTED_METRICS, log_hparams
 
 log = logging.getLogger(__name__)
-
-# Columns of TensorBoard's HParams table, and the minimum content of metrics.json. Each must be
-# a scalar tag in the run's events: a loss logged on step and epoch is only there as `<name>_epoch`.
-REPORTED_METRICS = (
-    "train/loss_epoch",
-    "val/loss",
-    "val/dice",
-    "val/iou",
-    "test/loss",
-    "test/dice",
-    "test/iou",
-    "test/dice_baseline",
-)
 
 
 def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, pl.LightningModule, pl.Trainer]:

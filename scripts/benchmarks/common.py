@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MIB = 2**20
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"  # the entry points' configs
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,28 @@ def versions() -> dict:
         except metadata.PackageNotFoundError:
             found[name] = None
     return found
+
+
+def compose_conf(name: str, overrides: list[str]):
+    """``conf/<name>.yaml`` with ``overrides``, as its entry point would compose it.
+
+    Inside a running entry point Hydra is already set up on ``conf/`` and cannot be set up a
+    second time, so the entry point's own setup composes it.
+    """
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    if GlobalHydra.instance().is_initialized():
+        return compose(config_name=name, overrides=overrides)
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name=name, overrides=overrides)
+
+
+def as_names(value) -> list[str]:
+    """A config key that takes one name or a list (``only=default`` or ``only=[default,256]``), as strings."""
+    from omegaconf import ListConfig
+
+    return [str(item) for item in value] if isinstance(value, (list, tuple, ListConfig)) else [str(value)]
 
 
 def now() -> str:

@@ -4,8 +4,7 @@ drift from the table."""
 
 from __future__ import annotations
 
-from benchmarks.report import TARGETS
-from benchmarks.suite import SECTIONS, Results
+from benchmarks.results import SECTIONS, TARGETS, Results
 
 BUSY_CORES = 0.2  # cores used by other processes above which a section's timings are flagged
 
@@ -100,7 +99,7 @@ def _inference(i: dict) -> list[str]:
     if not volume["trained"]:
         lines.append(
             "- **3-D mask**: measured with an untrained network of the default size (no slice-mode checkpoint was "
-            "given; `--volume-checkpoint CKPT` uses one). Reading and network time are those of a trained model; "
+            "given; `volume_checkpoint=CKPT` uses one). Reading and network time are those of a trained model; "
             "post-processing and writing depend on the mask, so they may differ."
         )
     if volume["total"] >= volume["target_s"]:

@@ -2,15 +2,18 @@
 
 Sections run in the order preprocessing, training, inference, loading: inference reuses the
 volume of the preprocessing section and the network the training section trained.
+:func:`benchmark` is ``python scripts/benchmark.py``: run, then write docs/benchmarks.{md,json}.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from benchmarks import report
 from benchmarks.common import (
+    as_names,
     cpu_counters,
     load_average,
     machine,
@@ -18,8 +21,8 @@ from benchmarks.common import (
     others_cores,
     versions,
 )
-
-SECTIONS = ("preprocessing", "training", "inference", "loading")
+from benchmarks.results import SECTIONS, Results
+from brainseg.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -63,17 +66,22 @@ class Sizes:
         )
 
 
-@dataclass
-class Results:
-    """Everything one run measured, and the conditions it was measured in."""
-
-    date: str
-    machine: dict
-    versions: dict
-    sizes: dict
-    load_before: list[float]
-    load_after: list[float] = field(default_factory=list)
-    sections: dict = field(default_factory=dict)
+def benchmark(cfg) -> Path:
+    """Measure the ``cfg.only`` sections (or read ``cfg.render`` again), write benchmarks.md and
+    benchmarks.json into ``cfg.output`` and print the page; returns the page's path.
+    The keys are those of conf/benchmark.yaml."""
+    only = as_names(cfg.only)
+    if set(only) - set(SECTIONS):
+        raise ConfigError(f"only: unknown section(s) {sorted(set(only) - set(SECTIONS))}; the sections are {list(SECTIONS)}")
+    if cfg.render:
+        results = report.read(Path(cfg.render))
+    else:
+        sizes = Sizes.tiny() if cfg.tiny else Sizes()
+        results = run_benchmarks(Path(cfg.workdir), sizes, tuple(only), cfg.volume_checkpoint, cfg.dataset)
+    json_path, md_path = report.write(results, Path(cfg.output))
+    print(md_path.read_text())
+    print(f"written: {md_path}, {json_path}")
+    return md_path
 
 
 def run_benchmarks(workdir: Path, sizes: Sizes = Sizes(), only: tuple[str, ...] = SECTIONS,
@@ -109,7 +117,7 @@ def _run_sections(results: Results, workdir: Path, sizes: Sizes, only, overrides
     def run_inference() -> dict:
         cfg = training.compose_training(workdir, "probe", overrides)
         return inference.run(
-            volume, int(cfg.data.image_size), list(cfg.data.window), list(cfg.model.net.channels), trained.get("net"),
+            volume, int(cfg.data.image_size), list(cfg.data.hu_window), list(cfg.model.net.channels), trained.get("net"),
             sizes.repeats, volume_checkpoint, sizes.volume_repeats, sizes.fresh_processes,
         )
 

@@ -22,13 +22,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
-from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from benchmarks.common import ratio, time_call
-from benchmarks.loading import StepClock
+from benchmarks.clock import StepClock
+from benchmarks.common import compose_conf, ratio, time_call
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 # The default run without what only writes files or draws: same data, model, loss, optimizer, schedule.
 QUIET = [
     "~logger",
@@ -53,8 +51,7 @@ def torch_threads(count: int | None):
 
 def compose_training(workdir: Path, name: str, overrides: list[str]) -> DictConfig:
     """The real training config with ``overrides``, quiet, its run folder under ``workdir``."""
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=[*QUIET, *overrides])
+    cfg = compose_conf("train", [*QUIET, *overrides])
     with open_dict(cfg):
         cfg.paths.output_dir = str(workdir / "runs" / name)
         cfg.paths.data_dir = str(workdir / "data")
@@ -98,7 +95,7 @@ def train_with_clock(
             cfg.model.net = OmegaConf.create(monai_unet(cfg.model.net))
         cfg.callbacks = cfg.get("callbacks") or {}
         cfg.callbacks.step_clock = {
-            "_target_": "benchmarks.loading.StepClock",
+            "_target_": "benchmarks.clock.StepClock",
             "target_dice": target_dice,
             "max_seconds": max_seconds,
         }

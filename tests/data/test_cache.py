@@ -4,10 +4,9 @@ import numpy as np
 import pytest
 
 from brainseg.data.cache import cache_key
-from brainseg.data.projection import MipCache
 from brainseg.data.discovery import CaseRecord
 from brainseg.data.preparation import prepare_dataset
-from brainseg.data.projection import Projection
+from brainseg.data.projection import MipCache, Projection
 from tests.conftest import make_dataset, phantom, write_nifti
 
 

@@ -9,9 +9,9 @@ import pytest
 
 pydicom = pytest.importorskip("pydicom")
 
+from brainseg.data.cases import open_case
 from brainseg.data.dicom import is_dicom_folder, open_image, read_dicom_series  # noqa: E402
 from brainseg.data.discovery import CaseRecord, discover_cases  # noqa: E402
-from brainseg.data.cases import open_case, read_binary_mask
 from brainseg.data.projection import project_case, project_image  # noqa: E402
 from brainseg.errors import BadCaseError  # noqa: E402
 from tests.conftest import phantom, write_nifti  # noqa: E402

@@ -13,7 +13,7 @@ from PIL import Image
 from brainseg.data.mip_datamodule import MipDataModule
 from tests.conftest import make_dataset
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_preprocess(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:

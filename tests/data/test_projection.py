@@ -6,9 +6,9 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from brainseg.data.cases import open_case, read_binary_mask
 from brainseg.data.discovery import CaseRecord
 from brainseg.data.nifti import open_nifti
-from brainseg.data.cases import open_case, read_binary_mask
 from brainseg.data.projection import (
     display_to_ras,
     project_case,

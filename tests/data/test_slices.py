@@ -4,7 +4,6 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from hydra.utils import instantiate
 
 from brainseg.data.axial import (
     context_indices,
@@ -14,12 +13,9 @@ from brainseg.data.axial import (
     resample_slices,
     to_ras,
 )
-from brainseg.data.mip_datamodule import MipDataModule
 from brainseg.data.preprocessing import Preprocessing
-from brainseg.data.slice_datamodule import EmptySliceSampler
-from brainseg.data.slice_datamodule import SliceDataModule
-from brainseg.errors import ConfigError
-from tests.conftest import compose_config, make_dataset
+from brainseg.data.slice_datamodule import EmptySliceSampler, SliceDataModule
+from tests.conftest import make_dataset
 
 ORIENTATIONS = ["RAS", "LPS", "LPI", "PLS", "ASR", "SAL", "ILP"]
 

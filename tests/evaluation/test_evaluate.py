@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import csv
 import json
-from dataclasses import asdict, fields
 import math
+from dataclasses import asdict, fields
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +17,8 @@ from torchmetrics.functional.segmentation import hausdorff_distance
 from brainseg.errors import ConfigError
 from brainseg.evaluation.evaluate import evaluate
 from brainseg.evaluation.metrics import SCORES, CaseScores, hausdorff95, score_case
-from brainseg.evaluation.summary import summarize, write_per_case
 from brainseg.evaluation.report import pick_cases
+from brainseg.evaluation.summary import summarize, write_per_case
 from tests.conftest import compose_config
 
 

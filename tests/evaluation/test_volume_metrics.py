@@ -8,7 +8,6 @@ from brainseg.evaluation.metrics import (
     score_volume,
     volume_ml,
 )
-from tests.conftest import write_nifti
 
 AFFINE = np.diag([0.5, 0.5, 3.0, 1.0])  # anisotropic: 0.75 mm^3 voxels
 

@@ -12,9 +12,8 @@ import torch
 from PIL import Image
 
 from brainseg.checkpoint import read_checkpoint
-from brainseg.data.projection import MipCache
 from brainseg.data.mip_datamodule import MipDataModule
-from brainseg.data.projection import Projection
+from brainseg.data.projection import MipCache, Projection
 from brainseg.errors import BadCheckpointError
 from brainseg.inference.inputs import read_mip_png
 from brainseg.inference.predict import load_predictor

@@ -11,13 +11,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from brainseg.data.projection import MipCache
-from brainseg.data.projection import Projection
+from brainseg.data.projection import MipCache, Projection
 from brainseg.inference.inputs import find_inputs
 from brainseg.inference.predict import predict
 from tests.conftest import compose_config, phantom, write_nifti
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 AFFINE = np.diag([0.8, 0.8, 2.0, 1.0])
 OUTPUTS = ("mask", "prob", "overlay")
 

@@ -10,8 +10,13 @@ from torch import nn
 
 from brainseg.data.baseline import dice
 from brainseg.data.preprocessing import Preprocessing
-from brainseg.inference.volume import VolumePredictor, mask_path, save_mask, segment_volume
 from brainseg.inference.postprocessing import PostProcessing, fill_holes, postprocess
+from brainseg.inference.volume import (
+    VolumePredictor,
+    mask_path,
+    save_mask,
+    segment_volume,
+)
 from tests.conftest import write_nifti
 from tests.data.test_slices import stored
 

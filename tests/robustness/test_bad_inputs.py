@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from brainseg.data.mip_datamodule import MipDataModule
+from brainseg.data.cases import open_case
 from brainseg.data.discovery import CaseRecord
+from brainseg.data.mip_datamodule import MipDataModule
 from brainseg.data.nifti import open_nifti
-from brainseg.data.cases import open_case, read_binary_mask
 from brainseg.data.projection import project_case
 from brainseg.errors import BadCaseError, BadDatasetError
 from brainseg.evaluation.evaluate import evaluate

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from brainseg.data.projection import MipCache
 from brainseg.data.preparation import prepare_dataset
+from brainseg.data.projection import MipCache
 from tests.conftest import make_dataset
 
 ROOT = Path(__file__).resolve().parents[2]

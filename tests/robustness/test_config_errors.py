@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 from hydra.errors import ConfigCompositionException, MissingConfigException
+from omegaconf import OmegaConf
+from omegaconf.errors import MissingMandatoryValue
 
 from brainseg.cli import expected_message
 from brainseg.errors import ConfigError
@@ -95,3 +97,62 @@ def test_the_command_line_shows_a_refused_value_in_one_line_and_exits_1(tmp_path
     assert "Traceback" not in result.stderr and "Error in call to target" not in result.stderr
     assert result.stderr.splitlines()[-1] == "error: data.in_channels must be odd (2 * context slices + 1), got 2"
     assert not (tmp_path / "data").exists()  # refused before the synthetic dataset was generated
+
+
+def _no_gpu() -> bool:
+    import torch
+
+    return not torch.cuda.is_available() and not torch.backends.mps.is_available()
+
+
+def _run(script: str, *overrides: str, tmp_path: Path) -> subprocess.CompletedProcess:
+    """An entry point as a user runs it, its outputs under ``tmp_path``."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / script), *overrides, f"hydra.run.dir={tmp_path / 'run'}", f"paths.data_dir={tmp_path / 'data'}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+
+
+def _assert_one_line_error(result: subprocess.CompletedProcess, line: str) -> None:
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "Traceback" not in result.stdout + result.stderr, result.stderr[-2000:]
+    assert result.stderr.splitlines()[-1] == line, result.stderr[-2000:]
+
+
+@pytest.mark.skipif(not _no_gpu(), reason="this machine has a GPU: trainer=gpu is valid here")
+def test_trainer_gpu_without_a_gpu_says_so_in_one_line(tmp_path):
+    """Lightning refuses accelerator=gpu inside Hydra's instantiate (MisconfigurationException)."""
+    result = _run("train.py", "trainer=gpu", tmp_path=tmp_path)
+    _assert_one_line_error(result, "error: trainer=gpu needs a CUDA GPU, and none is available here; use trainer=cpu (or trainer=auto)")
+    assert not (tmp_path / "data").exists()  # refused before the synthetic dataset was generated
+
+
+def test_a_missing_mandatory_value_names_the_key_to_add(tmp_path):
+    """conf/evaluate.yaml has ckpt_path: ???; omegaconf raises MissingMandatoryValue when it is read."""
+    result = _run("scripts/evaluate.py", tmp_path=tmp_path)
+    _assert_one_line_error(result, "error: ckpt_path is required: add ckpt_path=PATH to the command")
+
+
+@pytest.mark.skipif(not _no_gpu(), reason="this machine has a GPU: accelerator=gpu is valid here")
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["trainer=gpu"], "the trainer config needs a CUDA GPU, and none is available here; use trainer=cpu (or trainer=auto)"),
+        (["trainer.accelerator=cuda"], "the trainer config needs a CUDA GPU, and none is available here; use trainer=cpu (or trainer=auto)"),
+        (["trainer.devices=0"], "the trainer config: `Trainer(devices=0)` value is not a valid input using cpu accelerator; use trainer=cpu (or trainer=auto)"),
+    ],
+)
+def test_lightning_refusing_the_trainers_hardware_is_one_line(tmp_path, overrides, message):
+    """In-process (no Hydra run, so no command line to quote); the command line is tested above."""
+    with pytest.raises(Exception) as error:
+        build(compose_config(overrides, tmp_path))
+    assert expected_message(error.value) == message
+
+
+def test_missing_mandatory_values_name_their_full_key(tmp_path):
+    with pytest.raises(MissingMandatoryValue) as error:
+        compose_config([], tmp_path, config_name="predict").input
+    assert expected_message(error.value) == "input is required: add input=PATH to the command"
+    with pytest.raises(MissingMandatoryValue) as error:
+        OmegaConf.create({"model": {"net": {"depth": "???"}}}).model.net.depth
+    assert expected_message(error.value) == "model.net.depth is required: add model.net.depth=VALUE to the command"

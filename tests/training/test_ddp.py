@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 from brainseg.training.distributed import job_command_line
 from tests.conftest import compose_config, make_dataset
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 # Same data, same global batch (4 = 1 process x 4 = 2 processes x 2), one step per epoch over the
 # whole training split. The losses are per-image means (dice per image, BCE per pixel of equal-sized

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from brainseg.training.hparams import REPORTED_METRICS
 from brainseg.training.sweeps import summary_table
-from brainseg.training.train import REPORTED_METRICS
 from tests.conftest import make_dataset
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def read_summary(sweep: Path) -> list[dict]:

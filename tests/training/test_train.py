@@ -11,7 +11,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from brainseg.training.train import train
 from tests.conftest import compose_config, make_dataset
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SMALL = ["data.image_size=64", "model.net.channels=[8,16,32,64]", "data.batch_size=4"]
 
 

@@ -1,0 +1,83 @@
+"""The lean U-Net: logits of the input's size, clear errors for bad arguments, every weight trained."""
+
+import pytest
+import torch
+from torch import nn
+
+from brainseg.models.lean_unet import LeanUNet
+
+
+@pytest.mark.parametrize("channels, size", [((4, 8), (8, 12)), ((4, 8, 16), (16, 24)), ((4, 8, 16, 32), (32, 48))])
+def test_output_has_the_input_size_and_is_unbounded_logits(channels, size):
+    net = LeanUNet(channels=channels)
+    assert net.size_divisor == 2 ** len(channels)
+    assert not any(isinstance(module, (nn.Sigmoid, nn.Softmax)) for module in net.modules())
+    with torch.no_grad():  # features are >= 0 after ReLU: head weights of both signs give both signs out
+        signs = torch.tensor([1.0, -1.0]).repeat(net.head.weight.shape[1] // 2)
+        net.head.weight.copy_(1000 * signs.view(1, -1, 1, 1))
+        out = net(torch.randn(2, 1, *size))
+    assert out.shape == (2, 1, *size)
+    assert out.min() < 0 < 1 < out.max()  # logits, not probabilities
+
+
+def test_slice_stacks_with_three_channels_and_several_outputs():
+    net = LeanUNet(in_channels=3, out_channels=2, channels=(8, 16, 32, 64))
+    assert net(torch.randn(2, 3, 64, 32)).shape == (2, 2, 64, 32)
+
+
+def test_size_not_divisible_is_a_clear_error():
+    with pytest.raises(ValueError, match="not divisible by 16"):
+        LeanUNet(channels=(4, 8, 16, 32))(torch.zeros(1, 1, 40, 48))
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(channels=(8,)), "at least two levels"),
+        (dict(channels=(8, 0)), "channel counts"),
+        (dict(in_channels=0), "channel counts"),
+        (dict(num_res_units=-1), "num_res_units"),
+        (dict(norm="layer"), "norm must be one of"),
+        (dict(dropout=1.0), "dropout"),
+    ],
+)
+def test_bad_arguments_raise_at_construction(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        LeanUNet(**kwargs)
+
+
+@pytest.mark.parametrize("norm, dropout, res_units", [("batch", 0.0, 0), ("batch", 0.0, 2), ("group", 0.1, 1), ("none", 0.0, 1)])
+def test_gradient_reaches_every_parameter(norm, dropout, res_units):
+    """Every weight learns; residual branches start at zero (their norm's weight), so the check
+    follows one optimizer step, after which the gradient also reaches inside them."""
+    torch.manual_seed(0)
+    net = LeanUNet(in_channels=3, channels=(4, 8, 16, 16), num_res_units=res_units, norm=norm, dropout=dropout)
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+    image = torch.randn(2, 3, 32, 32)
+    for _ in range(2):
+        optimizer.zero_grad()
+        net(image).square().mean().backward()
+        optimizer.step()
+    for name, parameter in net.named_parameters():
+        assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
+
+
+def test_fine_detail_reaches_the_output_at_full_resolution():
+    """A one-pixel change moves the output at that pixel, and the four pixels of its 2x2 block
+    move differently: the output is not a blocky upsampling of half-resolution features."""
+    torch.manual_seed(0)
+    net = LeanUNet(channels=(4, 8, 16), norm="none").eval()
+    image = torch.zeros(1, 1, 16, 16)
+    poked = image.clone()
+    poked[0, 0, 5, 9] = 10.0
+    with torch.no_grad():
+        change = (net(poked) - net(image)).abs()[0, 0]
+    block = change[4:6, 8:10]
+    assert change[5, 9] > 0 and len(set(block.flatten().tolist())) == 4
+
+
+def test_config_rebuilds_the_same_network():
+    net = LeanUNet(in_channels=3, channels=(4, 8, 16), num_res_units=0, norm="instance", dropout=0.1)
+    twin = LeanUNet(**net.config)
+    assert twin.config == net.config
+    assert [p.shape for p in twin.parameters()] == [p.shape for p in net.parameters()]

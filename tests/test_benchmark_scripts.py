@@ -1,0 +1,113 @@
+"""Each benchmark entry point run as a user runs it: ``python scripts/<name>.py key=value ...``
+in a fresh folder, at sizes that only check the code paths; its files must appear there, and
+nothing else (no Hydra run folder or log file)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import compose_config, make_dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_script(name: str, *overrides: str, cwd: Path, expect_ok: bool = True) -> subprocess.CompletedProcess:
+    """``python scripts/<name>.py <overrides>`` in ``cwd``, with this checkout's brainseg and benchmarks."""
+    path = os.pathsep.join(p for p in (str(ROOT), str(ROOT / "scripts"), os.environ.get("PYTHONPATH")) if p)
+    completed = subprocess.run([sys.executable, str(ROOT / "scripts" / f"{name}.py"), *overrides], cwd=cwd,
+                               env={**os.environ, "PYTHONPATH": path}, capture_output=True, text=True, timeout=600)
+    if expect_ok:
+        assert completed.returncode == 0, completed.stderr[-3000:]
+    return completed
+
+
+def test_benchmark_writes_the_page_and_its_figures(tmp_path):
+    run_script("benchmark", "tiny=true", cwd=tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["docs", "outputs"]  # docs/ and the workdir, nothing else
+    data = json.loads((tmp_path / "docs" / "benchmarks.json").read_text())
+    assert set(data["sections"]) == {"preprocessing", "training", "inference", "loading"}
+    loop = data["sections"]["training"]["loop"]
+    for variant in ("ours fp32", *(["monai fp32"] if data["versions"]["monai"] else [])):
+        assert {"seconds_to_target", "images_per_s", "best_score"} <= set(loop[variant])
+    page = (tmp_path / "docs" / "benchmarks.md").read_text()
+    assert page.startswith("# Benchmarks") and "## Notes" in page
+
+
+def test_benchmark_renders_the_docs_page_again_from_its_figures(tmp_path):
+    run_script("benchmark", f"render={ROOT / 'docs' / 'benchmarks.json'}", "output=again", cwd=tmp_path)
+    assert (tmp_path / "again" / "benchmarks.md").read_text() == (ROOT / "docs" / "benchmarks.md").read_text()
+    assert [p.name for p in tmp_path.iterdir()] == ["again"]  # nothing measured, no workdir
+
+
+def test_benchmark_names_the_sections_it_knows(tmp_path):
+    completed = run_script("benchmark", "only=[preprocessing,speed]", cwd=tmp_path, expect_ok=False)
+    assert completed.returncode == 1 and "unknown section(s) ['speed']" in completed.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_benchmark_synthetic_prints_a_row_per_workload(tmp_path):
+    out = run_script("benchmark_synthetic", "cases=1", "only=default", cwd=tmp_path).stdout
+    assert "default preset (1 cases)" in out and "peak RSS MB" in out
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_render_gallery_draws_a_row_per_case(tmp_path):
+    from PIL import Image
+
+    run_script("render_gallery", "default_cases=2", "realistic_cases=0", "out=pictures/gallery.png", cwd=tmp_path)
+    assert Image.open(tmp_path / "pictures" / "gallery.png").size == (800, 400)  # 4 panels of 200 px, 2 rows
+    assert [p.name for p in tmp_path.iterdir()] == ["pictures"]
+
+
+@pytest.mark.slow
+def test_benchmark_generalization_writes_its_page(trained_run, tmp_path):
+    checkpoint = trained_run / "checkpoints" / "last.ckpt"
+    run_script("benchmark_generalization", f"ckpt_path={checkpoint}", "n_cases=2", "preset=default", cwd=tmp_path)
+    report = json.loads((tmp_path / "docs" / "generalization.json").read_text())
+    assert set(report["scores"]) == {"in_distribution", "default"} and isinstance(report["dice_drop"], float)
+    assert "| in_distribution |" in (tmp_path / "docs" / "generalization.md").read_text()
+    assert (tmp_path / "data" / "synthetic" / "default-seed1000-n2" / "CTA images").is_dir()
+    assert (tmp_path / "outputs" / "benchmark_generalization" / "default" / "per_case.csv").is_file()
+
+
+@pytest.fixture(scope="module")
+def slice_checkpoint(tmp_path_factory) -> Path:
+    """A tiny 2.5-D slice model trained for 1 epoch on phantoms (what the volume benchmarks need)."""
+    from brainseg.training.train import train
+
+    tmp = tmp_path_factory.mktemp("slice_run")
+    dataset = make_dataset(tmp / "dataset", n=6, shape=(40, 36, 10))
+    cfg = compose_config([
+        "data=folder", f"data.root={dataset}", f"data.cache_dir={tmp / 'cache'}", "data.mode=slices",
+        "+data.spacing_mm=1.0", "+data.in_channels=3", "data.image_size=32", "data.batch_size=8",
+        "model.net.channels=[4,8]", "trainer.max_epochs=1", "logger=csv", "callbacks.validation_panel=null",
+        "callbacks.progress_bar=null", "test=false",
+    ], tmp)
+    train(cfg)
+    return Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+
+
+@pytest.mark.slow
+def test_benchmark_volumes_speed_times_a_volume_in_a_fresh_process(slice_checkpoint, tmp_path):
+    image = make_dataset(tmp_path / "dataset", n=1, shape=(40, 36, 10)) / "CTA images" / "case00.nii.gz"
+    out = run_script("benchmark_volumes", "task=speed", f"ckpt_path={slice_checkpoint}", f"speed.image={image}",
+                     "speed.repeats=2", "speed.threads=1", "output=speed.json", cwd=tmp_path).stdout
+    result = json.loads((tmp_path / "speed.json").read_text())
+    assert len(result["runs"]) == 2 and {"infer", "write", "total"} <= set(result["runs"][0])
+    assert result["peak_rss_mib"] > 0 and "end to end on 1 threads" in out
+
+
+@pytest.mark.slow
+def test_benchmark_volumes_accuracy_scores_every_orientation(slice_checkpoint, tmp_path):
+    run_script("benchmark_volumes", f"ckpt_path={slice_checkpoint}", "accuracy.cases=1", "accuracy.data=heldout",
+               "output=accuracy.json", cwd=tmp_path)
+    result = json.loads((tmp_path / "accuracy.json").read_text())
+    assert set(result["per_orientation"]) == {"LPS", "LPI", "RAS", "RAI", "LAS", "RPI", "PLS"}
+    assert len(result["cases"]) == 7 and isinstance(result["target_met"], bool)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["accuracy.json", "heldout"]
