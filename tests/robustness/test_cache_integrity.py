@@ -122,7 +122,7 @@ def test_a_writer_killed_mid_write_leaves_the_old_file_and_the_next_run_regenera
     assert marker.exists(), "the writer never started writing the image"
     assert image_png.read_bytes() == before  # the final name never holds a half-written file
     (leftover,) = cache.rglob("*.tmp")  # what SIGKILL leaves: a hidden temporary, never read
-    assert leftover.name.startswith(".case01-")
+    assert leftover.name.startswith(".case01.png-")
     again = prepare_dataset(root, cache, workers=1, progress=False)
     assert again.newly_cached == 1
     assert_same_projections(again, reference)
