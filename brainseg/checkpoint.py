@@ -12,12 +12,14 @@ from __future__ import annotations
 import pickle
 import re
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from brainseg.errors import BadCheckpointError
+from brainseg.data.preprocessing import Preprocessing
+from brainseg.errors import BadCheckpointError, ConfigError
 from brainseg.models.unet import UNet
 
 NETWORKS = {"UNet": UNet}  # checkpoint["brainseg"]["net"]["name"] -> class
@@ -62,3 +64,51 @@ def build_network(checkpoint: dict, path: str | Path = "checkpoint") -> nn.Modul
     except RuntimeError as error:
         raise BadCheckpointError(path, f"weights do not fit the {name} it describes ({str(error).splitlines()[0]})") from None
     return net.eval()
+
+
+@dataclass
+class TrainedModel:
+    """What a checkpoint describes: the network (eval mode), its threshold and its preprocessing."""
+
+    net: nn.Module
+    preprocessing: Preprocessing
+    threshold: float
+
+
+def read_preprocessing(checkpoint: dict, path: str | Path = "checkpoint") -> Preprocessing:
+    """The checkpoint's :class:`Preprocessing` (checkpoints of earlier versions included).
+
+    Raises:
+        BadCheckpointError: none recorded, or an invalid record.
+    """
+    record = checkpoint["brainseg"].get("preprocessing")
+    if not record:
+        raise BadCheckpointError(path, "no preprocessing recorded (trained without a brainseg DataModule)")
+    try:
+        return Preprocessing.from_dict(record)
+    except (ValueError, TypeError) as error:
+        raise BadCheckpointError(path, f"invalid preprocessing record ({error})") from None
+
+
+def load_model(path: str | Path, device: str = "cpu", threshold: float | None = None) -> TrainedModel:
+    """Read a checkpoint weights-only: its network on ``device``, threshold and preprocessing.
+
+    Args:
+        threshold: overrides the checkpoint's threshold when given; must be in (0, 1).
+
+    Raises:
+        BadCheckpointError: see :func:`read_checkpoint` and :func:`build_network`.
+        ConfigError: a threshold outside (0, 1).
+    """
+    checkpoint = read_checkpoint(path)
+    preprocessing = read_preprocessing(checkpoint, path)
+    chosen = float(checkpoint["brainseg"]["threshold"] if threshold is None else threshold)
+    if not 0.0 < chosen < 1.0:
+        raise ConfigError(f"threshold applies to probabilities and must be in (0, 1), got {chosen}")
+    return TrainedModel(build_network(checkpoint, path).to(device), preprocessing, chosen)
+
+
+def checkpoint_mode(path: str | Path) -> str:
+    """'mip' or 'slices': the representation the checkpoint was trained on (read weights-only)."""
+    checkpoint = read_checkpoint(path)
+    return read_preprocessing(checkpoint, path).mode

@@ -11,7 +11,7 @@ from hydra.errors import InstantiationException
 from omegaconf.errors import MissingMandatoryValue
 
 from brainseg.errors import BadCaseError, BadDatasetError, ConfigError
-from brainseg.training.sweeps import in_multirun
+from brainseg.training.config import in_multirun
 
 log = logging.getLogger("brainseg")
 

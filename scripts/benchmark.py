@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 def main(cfg: DictConfig) -> None:
     # Imports stay inside: preprocessing worker processes re-import this file and need none of them.
     from benchmarks.suite import benchmark
+
     from brainseg.cli import run_safely
 
     run_safely(benchmark, cfg)

@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 @hydra.main(version_base="1.3", config_path="../conf", config_name="benchmark_generalization")
 def main(cfg: DictConfig) -> None:
     from benchmarks.generalization import generalization
+
     from brainseg.cli import run_safely
 
     run_safely(generalization, cfg)

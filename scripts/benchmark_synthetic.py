@@ -12,6 +12,7 @@ from omegaconf import DictConfig
 @hydra.main(version_base="1.3", config_path="../conf", config_name="benchmark_synthetic")
 def main(cfg: DictConfig) -> None:
     from benchmarks.synthetic import benchmark_synthetic
+
     from brainseg.cli import run_safely
 
     run_safely(benchmark_synthetic, cfg)

@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 @hydra.main(version_base="1.3", config_path="../conf", config_name="benchmark_volumes")
 def main(cfg: DictConfig) -> None:
     from benchmarks.volumes import benchmark_volumes
+
     from brainseg.cli import run_safely
 
     run_safely(benchmark_volumes, cfg)

@@ -10,12 +10,11 @@ from omegaconf import DictConfig
 
 from brainseg.cli import run_safely
 from brainseg.evaluation.evaluate import evaluate
-from brainseg.inference.volume_tasks import by_checkpoint_mode, evaluate_volumes
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
-    run_safely(by_checkpoint_mode(evaluate, evaluate_volumes), cfg)  # 2-D or 3-D scores, as trained
+    run_safely(evaluate, cfg)  # 2-D or 3-D scores, as the checkpoint was trained
 
 
 if __name__ == "__main__":

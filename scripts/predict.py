@@ -11,13 +11,12 @@ import hydra
 from omegaconf import DictConfig
 
 from brainseg.cli import run_safely
-from brainseg.inference.mip import predict
-from brainseg.inference.volume_tasks import by_checkpoint_mode, predict_volumes
+from brainseg.inference.predict import predict
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
 def main(cfg: DictConfig) -> None:
-    if run_safely(by_checkpoint_mode(predict, predict_volumes), cfg):  # MIP footprint or 3-D mask, as trained
+    if run_safely(predict, cfg):  # failures after predicting all the others
         sys.exit(1)
 
 

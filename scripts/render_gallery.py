@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 @hydra.main(version_base="1.3", config_path="../conf", config_name="render_gallery")
 def main(cfg: DictConfig) -> None:
     from benchmarks.gallery import render_gallery
+
     from brainseg.cli import run_safely
 
     run_safely(render_gallery, cfg)

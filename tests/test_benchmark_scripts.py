@@ -84,8 +84,8 @@ def slice_checkpoint(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("slice_run")
     dataset = make_dataset(tmp / "dataset", n=6, shape=(40, 36, 10))
     cfg = compose_config([
-        "data=folder", f"data.root={dataset}", f"data.cache_dir={tmp / 'cache'}", "data.mode=slices",
-        "+data.spacing_mm=1.0", "+data.in_channels=3", "data.image_size=32", "data.batch_size=8",
+        "data=folder", f"data.root={dataset}", f"data.cache_dir={tmp / 'cache'}", "mode=slices",
+        "data.spacing_mm=1.0", "data.in_channels=3", "data.crop_size=32", "data.batch_size=8",
         "model.net.channels=[4,8]", "trainer.max_epochs=1", "logger=csv", "callbacks.validation_panel=null",
         "callbacks.progress_bar=null", "test=false",
     ], tmp)

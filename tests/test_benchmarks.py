@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 from benchmarks import report
-from benchmarks.common import as_names, compose_conf, in_fresh_process, machine, ratio, versions
+from benchmarks.common import (
+    as_names,
+    compose_conf,
+    in_fresh_process,
+    machine,
+    ratio,
+    versions,
+)
 from benchmarks.generalization import markdown as generalization_page
 from benchmarks.results import SECTIONS
 from benchmarks.suite import Sizes, run_benchmarks

@@ -113,11 +113,11 @@ def crop_padding(stack: torch.Tensor, pad: tuple[int, int, int, int]) -> torch.T
     return stack[..., top : stack.shape[-2] - bottom, left : stack.shape[-1] - right]
 
 
-def fit_window(stack: np.ndarray, size: int, centre: tuple[float, float], value: float) -> np.ndarray:
-    """Cut a ``size x size`` window centred near ``centre`` from the last two dims, padding with ``value``.
+def crop_around(stack: np.ndarray, size: int, centre: tuple[float, float], value: float) -> np.ndarray:
+    """Cut a ``size x size`` crop centred near ``centre`` from the last two dims, padding with ``value``.
 
-    Used for training batches: the window stays inside the image when the image is larger,
-    and the image sits in the middle of the window when it is smaller.
+    Used for training batches: the crop stays inside the image when the image is larger,
+    and the image sits in the middle of the crop when it is smaller.
     """
     out = np.full((*stack.shape[:-2], size, size), value, dtype=stack.dtype)
     starts = []
@@ -161,33 +161,15 @@ def read_axial_hu(volume: NiftiVolume, grid: AxialGrid, raw: np.ndarray | None =
     return out
 
 
-def read_axial_mask(volume: NiftiVolume, grid: AxialGrid, batch_slices: int = 32) -> tuple[np.ndarray, list[str]]:
-    """A brain mask as (S, R, A) uint8 {0, 1} slices on the coarse grid, plus warnings.
+def resample_mask(mask: np.ndarray, grid: AxialGrid, batch_slices: int = 32) -> np.ndarray:
+    """A bool mask (stored order) as (S, R, A) uint8 {0, 1} slices on the coarse grid.
 
     Each coarse pixel is brain when at least half of its area is (antialiased resampling of
-    the binary mask, then 0.5). A mask holding {0, k} for one k != 1 is binarized with a warning.
-
-    Raises:
-        BadCaseError: empty mask, several non-zero labels, unreadable data.
+    the binary mask, then 0.5).
     """
-    raw = volume.read()
-    if (volume.slope, volume.intercept) != (1.0, 0.0):
-        raw = volume.scale(raw)
-    if raw.dtype.kind == "f" and not np.isfinite(raw).all():
-        raise BadCaseError(volume.path, "contains NaN or Inf voxels")
-    values = raw[raw != 0]
-    if values.size == 0:
-        raise BadCaseError(volume.path, "mask is empty (no brain voxels)")
-    low, high = values.min(), values.max()
-    if low != high:
-        shown = ", ".join(f"{v:g}" for v in np.unique(values)[:8])
-        raise BadCaseError(volume.path, f"mask is not binary: values {{0, {shown}}}")
-    warnings = []
-    if low != 1:
-        warnings.append(f"{volume.path}: mask values are {{0, {float(low):g}}}; binarized (non-zero = brain)")
-    ras = to_ras(raw, grid)
+    ras = to_ras(mask, grid)
     out = np.empty((grid.n_slices, *grid.coarse_shape), dtype=np.uint8)
     for z0, slices in iter_axial_batches(ras, batch_slices):
-        fraction = resample_slices(torch.from_numpy((slices != 0).astype(np.float32)), grid.coarse_shape)
+        fraction = resample_slices(torch.from_numpy(slices.astype(np.float32)), grid.coarse_shape)
         out[z0 : z0 + len(fraction)] = (fraction >= 0.5).numpy()
-    return out, warnings
+    return out

@@ -1,65 +1,31 @@
-"""LightningDataModule for MIP brain segmentation: from a dataset folder to batches.
+"""What every brainseg DataModule shares: from a dataset folder to split, normalized loaders.
 
 ``prepare_data`` (one process) generates the synthetic dataset when no ``root`` is given and
-fills the MIP cache; ``setup`` (every process) reads the cache, splits by case, normalizes the
-images and resizes everything to ``image_size``. All MIPs are small, so they are held in memory
-and augmented on the fly in the DataLoader workers.
+fills the cache of the DataModule's representation; ``setup`` (every process) reads the cache,
+splits by case, pools normalization statistics over the training split and builds the
+datasets. The representations are siblings: :class:`~brainseg.data.mip_datamodule.MipDataModule`
+(``mode=mip``) and :class:`~brainseg.data.slice_datamodule.SliceDataModule` (``mode=slices``).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytorch_lightning as pl
-import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
-from brainseg.data.normalization import ct_statistics, normalize_hu
-from brainseg.data.preparation import PreparedDataset, prepare_dataset
-from brainseg.data.transforms import (
-    Augmentation,
-    SquareFit,
-    fit_to_square,
-    plan_square_fit,
-)
+from brainseg.data.cache import dataset_cache_dir
+from brainseg.data.normalization import ct_statistics
+from brainseg.data.preparation import PreparedDataset, Representation, prepare_dataset
+from brainseg.data.preprocessing import Preprocessing
+from brainseg.data.transforms import Augmentation
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
-
-
-@dataclass
-class MipCase:
-    """One case at network resolution: raw HU for baselines and pictures, normalized for the net."""
-
-    case_id: str
-    hu: torch.Tensor  # (1, S, S) float32 HU
-    image: torch.Tensor  # (1, S, S) float32, normalized
-    mask: torch.Tensor  # (1, S, S) uint8 {0, 1}
-    fit: SquareFit
-
-
-class MipDataset(Dataset):
-    """Cases of one split; training applies ``augmentation`` to image and mask together."""
-
-    def __init__(self, cases: list[MipCase], augmentation: Augmentation | None = None):
-        self.cases = cases
-        self.augmentation = augmentation
-
-    def __len__(self) -> int:
-        return len(self.cases)
-
-    def __getitem__(self, index: int) -> dict:
-        case = self.cases[index]
-        image, mask = case.image, case.mask.float()
-        if self.augmentation is not None:
-            image, mask = self.augmentation(image, mask)
-        return {"image": image, "mask": mask, "index": index}
 
 
 def split_cases(case_ids: list[str], fractions: dict[str, float], seed: int) -> dict[str, list[str]]:
@@ -86,35 +52,42 @@ def split_cases(case_ids: list[str], fractions: dict[str, float], seed: int) -> 
     }
 
 
-class MipDataModule(pl.LightningDataModule):
-    """Discovery, validation, MIP caching, normalization, splitting and loading in one place.
+class BrainDataModule(pl.LightningDataModule):
+    """Discovery, validation, caching, splitting, normalization and loading, for one representation.
+
+    Subclasses say what a case becomes (:meth:`representation`), how prepared items become
+    datasets (:meth:`build_split`, :meth:`dataset`) and what inference must repeat
+    (:meth:`preprocessing`); everything else is here.
 
     Args:
         root: dataset folder; ``None`` uses (and first generates) the synthetic dataset.
         synthetic: options of the synthetic dataset (``root``, ``n_cases``, ``seed``, ``preset``).
-        cache_dir: MIP cache folder; ``None`` puts it under ``cache_root``, keyed by the dataset path.
+        cache_dir: cache folder of this dataset; ``None`` puts it under ``cache_root``, keyed by
+            the dataset path. Each representation caches into its own sub-folder.
         cache_root: parent folder of automatically named caches.
-        image_size: side of the square network input, pixels; must suit the U-Net depth.
-        normalization: 'window' (clip to ``window`` HU and scale to [0, 1]) or 'zscore'.
-        window: HU window ``[low, high]``.
-        split: fractions ``{train, val, test}``; split_seed shuffles the cases.
+        normalization: 'window' (clip to ``hu_window`` and scale to [0, 1]) or 'zscore'.
+        hu_window: HU window ``[low, high]``.
+        split: fractions ``{train, val, test}``; ``split_seed`` shuffles the cases.
         batch_size, num_workers: DataLoader settings.
         augmentation: keyword arguments of :class:`Augmentation`; ``None`` switches it off.
         on_bad_case: 'skip' or 'fail' (see :func:`prepare_dataset`).
-        shard, num_shards: ``prepare_data`` projects only this shard of the sorted cases, so
+        affine_tolerance: mm; a mask whose affine differs more from its image's is refused.
+        preprocess_workers: processes for preparation; ``None`` = all cores.
+        run_dir: where ``split.json`` and ``data_report.json`` are written (the run folder).
+        shard, num_shards: ``prepare_data`` prepares only this shard of the sorted cases, so
             several preprocessing jobs fill one cache together; ``setup`` always uses every case.
-        run_dir: where ``split.json`` and ``skipped_cases.json`` are written (the run folder).
     """
+
+    mode: str = ""  # the Preprocessing mode this DataModule trains for
 
     def __init__(
         self,
         root: str | None = None,
         synthetic: dict | None = None,
         cache_dir: str | None = None,
-        cache_root: str = "data/mip_cache",
-        image_size: int = 128,
+        cache_root: str = "data/cache",
         normalization: str = "window",
-        window: tuple[float, float] = (-100.0, 1900.0),
+        hu_window: tuple[float, float] = (-100.0, 1900.0),
         split: dict | None = None,
         split_seed: int = 0,
         batch_size: int = 8,
@@ -130,19 +103,16 @@ class MipDataModule(pl.LightningDataModule):
         super().__init__()
         if root is None and synthetic is None:
             raise ValueError("give data.root (a dataset folder) or data.synthetic (options of the synthetic dataset)")
-        if float(window[0]) >= float(window[1]):
-            raise ValueError(f"data.window must have low < high, got {list(window)}")
-        if image_size < 8:
-            raise ValueError(f"data.image_size must be at least 8, got {image_size}")
+        if float(hu_window[0]) >= float(hu_window[1]):
+            raise ValueError(f"data.hu_window must have low < high, got {list(hu_window)}")
         if not 0 <= shard < num_shards:
             raise ValueError(f"data.shard must be in [0, data.num_shards={num_shards}), got {shard}")
         self.root = root
         self.synthetic = dict(synthetic) if synthetic else None
         self.cache_dir = cache_dir
         self.cache_root = cache_root
-        self.image_size = int(image_size)
         self.normalization = normalization
-        self.window = [float(window[0]), float(window[1])]
+        self.hu_window = (float(hu_window[0]), float(hu_window[1]))
         self.split = dict(split or {"train": 0.7, "val": 0.15, "test": 0.15})
         self.split_seed = split_seed
         self.batch_size = batch_size
@@ -154,8 +124,36 @@ class MipDataModule(pl.LightningDataModule):
         self.run_dir = Path(run_dir) if run_dir else None
         self.shard, self.num_shards = int(shard), int(num_shards)
         self.statistics: dict | None = None
-        self.cases: dict[str, list[MipCase]] = {}
+        self.cases: dict[str, list] = {}  # split -> one picture-ready item per case (panels, baseline)
         self.prepared: PreparedDataset | None = None
+
+    # ---- what a subclass says ----------------------------------------------------------------
+    def representation(self) -> Representation:
+        """What each case becomes, and its cache."""
+        raise NotImplementedError
+
+    def training_hu(self, items: list) -> list[np.ndarray]:
+        """HU arrays of the training items that normalization statistics are pooled over."""
+        raise NotImplementedError
+
+    def build_split(self, split: dict[str, list[str]]) -> None:
+        """Turn the prepared items of each split into what :meth:`dataset` serves; fill ``cases``."""
+        raise NotImplementedError
+
+    def dataset(self, split: str, train: bool) -> Dataset:
+        raise NotImplementedError
+
+    def sampler(self, dataset: Dataset) -> Sampler | None:
+        """The training sampler; ``None`` shuffles every sample once per epoch."""
+        return None
+
+    def preprocessing(self) -> Preprocessing:
+        """Everything inference needs to turn a new scan into network input."""
+        raise NotImplementedError
+
+    def baseline_scores(self) -> dict[str, float]:
+        """Test scores of a classical baseline, where the representation has one."""
+        return {}
 
     # ---- locations -------------------------------------------------------------------------
     @property
@@ -164,10 +162,9 @@ class MipDataModule(pl.LightningDataModule):
 
     @property
     def resolved_cache_dir(self) -> Path:
-        if self.cache_dir is not None:
-            return Path(self.cache_dir)
-        digest = hashlib.sha1(str(self.dataset_root.resolve()).encode()).hexdigest()[:8]
-        return Path(self.cache_root) / f"{self.dataset_root.name}-{digest}"
+        """``<cache_dir or cache_root/<dataset>-<hash>>/<representation folder>``."""
+        base = Path(self.cache_dir) if self.cache_dir is not None else dataset_cache_dir(self.dataset_root, self.cache_root)
+        return base / self.representation().cache_folder
 
     # ---- Lightning hooks ---------------------------------------------------------------------
     def prepare_data(self) -> None:
@@ -176,33 +173,26 @@ class MipDataModule(pl.LightningDataModule):
         if self.root is None:
             self._synthesize()
         sharding = {"shard": self.shard, "num_shards": self.num_shards} if self.num_shards > 1 else {}
-        self._prepare(progress=True, **sharding)
+        self.prepare(progress=True, **sharding)
 
     def setup(self, stage: str | None = None) -> None:
         if self.cases:
             return
         # a sharded prepare_data saw only its shard; training uses every case
-        prepared = self.prepared if self.prepared and self.num_shards == 1 else self._prepare(progress=False)
-        split = split_cases(list(prepared.projections), self.split, self.split_seed)
-        train_hu = [prepared.projections[case_id].image for case_id in split["train"]]
+        prepared = self.prepared if self.prepared and self.num_shards == 1 else self.prepare(progress=False)
+        split = split_cases(list(prepared.items), self.split, self.split_seed)
         if self.normalization == "zscore":
-            self.statistics = ct_statistics(train_hu)
-        self.cases = {name: [self._to_case(case_id) for case_id in ids] for name, ids in split.items()}
+            self.statistics = ct_statistics(self.training_hu([prepared.items[case_id] for case_id in split["train"]]))
+        self.build_split(split)
         self._write_run_files(split)
         log.info("split: %s", {name: len(ids) for name, ids in split.items()})
 
-    def _synthesize(self) -> None:
-        from brainseg.synthetic import SyntheticConfig, synthesize_dataset
-
-        options = self.synthetic
-        presets = {"default": SyntheticConfig, "realistic": SyntheticConfig.realistic, "wide": SyntheticConfig.wide}
-        config = presets[options.get("preset", "default")]()
-        synthesize_dataset(Path(options["root"]), int(options["n_cases"]), int(options["seed"]), config)
-
-    def _prepare(self, progress: bool, shard: int = 0, num_shards: int = 1) -> PreparedDataset:
+    def prepare(self, progress: bool, shard: int = 0, num_shards: int = 1) -> PreparedDataset:
+        """Validate, represent and cache every case (or one shard of them)."""
         self.prepared = prepare_dataset(
             self.dataset_root,
             self.resolved_cache_dir,
+            self.representation(),
             on_bad_case=self.on_bad_case,
             workers=self.preprocess_workers,
             affine_tolerance=self.affine_tolerance,
@@ -213,16 +203,16 @@ class MipDataModule(pl.LightningDataModule):
         log.info("%s: %s", self.dataset_root, self.prepared.summary())
         return self.prepared
 
-    def _to_case(self, case_id: str) -> MipCase:
-        projection = self.prepared.projections[case_id]
-        fit = plan_square_fit(projection.image.shape, projection.spacing, self.image_size)
-        hu, mask = fit_to_square(projection.image, projection.mask, fit)
-        image = torch.from_numpy(self.normalize(hu.numpy()))
-        return MipCase(case_id, hu, image, mask, fit)
+    def _synthesize(self) -> None:
+        from brainseg.synthetic import SyntheticConfig, synthesize_dataset
+
+        options = self.synthetic
+        config = SyntheticConfig.preset(options.get("preset", "default"))
+        synthesize_dataset(Path(options["root"]), int(options["n_cases"]), int(options["seed"]), config)
 
     def normalize(self, hu: np.ndarray) -> np.ndarray:
         """HU -> network input, with this datamodule's scheme and statistics."""
-        return normalize_hu(hu, self.normalization, self.window, self.statistics)
+        return self.preprocessing().normalize(hu)
 
     def _write_run_files(self, split: dict[str, list[str]]) -> None:
         if self.run_dir is None or (self.trainer is not None and not self.trainer.is_global_zero):
@@ -234,12 +224,14 @@ class MipDataModule(pl.LightningDataModule):
 
     # ---- loaders -----------------------------------------------------------------------------
     def _loader(self, split: str, train: bool) -> DataLoader:
-        dataset = MipDataset(self.cases[split], self.augmentation if train else None)
+        dataset = self.dataset(split, train)
+        sampler = self.sampler(dataset) if train else None
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
-            shuffle=train,
-            drop_last=train and len(dataset) > self.batch_size,
+            shuffle=train and sampler is None,
+            sampler=sampler,
+            drop_last=train and len(sampler or dataset) > self.batch_size,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
         )
@@ -254,17 +246,5 @@ class MipDataModule(pl.LightningDataModule):
         return self._loader("test", train=False)
 
     # ---- what travels with the model ---------------------------------------------------------
-    def preprocessing(self) -> dict:
-        """Everything prediction needs to turn a new scan into network input, as plain types."""
-        return {
-            "mode": "mip",
-            "axis": "S",
-            "orientation": "radiological",
-            "image_size": self.image_size,
-            "normalization": self.normalization,
-            "window": list(self.window),
-            "statistics": self.statistics,
-        }
-
     def state_dict(self) -> dict:
-        return {"preprocessing": self.preprocessing()}
+        return {"preprocessing": self.preprocessing().to_dict()}

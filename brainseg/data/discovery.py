@@ -123,22 +123,3 @@ def discover_cases(root: str | Path, require_masks: bool = True) -> Discovery:
         wanted = " or ".join(f"'{a}/' + '{b}/'" for a, b, *_ in LAYOUTS.values())
         raise FileNotFoundError(f"{root}: no dataset layout found (expected {wanted})")
     return discovery
-
-
-def discover_images(path: str | Path) -> list[CaseRecord]:
-    """Images to predict on: a single NIfTI file, a flat folder of them, or a dataset folder."""
-    path = Path(path)
-    if path.is_file():
-        stem = strip_nifti_suffix(path.name) or path.stem
-        return [CaseRecord(stem, path)]
-    if not path.is_dir():
-        raise FileNotFoundError(f"{path}: no such file or folder")
-    try:
-        return discover_cases(path, require_masks=False).cases
-    except FileNotFoundError:
-        records = []
-        for file in sorted(path.iterdir()):
-            stem = strip_nifti_suffix(file.name)
-            if stem is not None:
-                records.append(CaseRecord(stem, file))
-        return records

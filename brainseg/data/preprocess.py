@@ -1,4 +1,4 @@
-"""Preprocessing as its own job: fill the MIP cache for a dataset and report per case."""
+"""Preprocessing as its own job: fill the cache of the configured representation (MIPs or slices)."""
 
 from __future__ import annotations
 
@@ -21,8 +21,9 @@ def preprocess(cfg: DictConfig) -> dict:
         "dataset": str(datamodule.dataset_root),
         "cache_dir": str(datamodule.resolved_cache_dir),
         "shard": f"{datamodule.shard}/{datamodule.num_shards}",  # this job's part of the sorted cases
-        "cases_ready": len(prepared.projections),
-        "newly_projected": prepared.newly_cached,
+        "representation": datamodule.representation().name,
+        "cases_ready": len(prepared.items),
+        "newly_prepared": prepared.newly_cached,
         "skipped": prepared.skipped,
         "warnings": prepared.warnings,
     }

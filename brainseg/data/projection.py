@@ -7,21 +7,25 @@ The same volume stored in any orientation gives the same MIP.
 
 The image MIP is the maximum of the stored values (the minimum when the rescale slope is
 negative), scaled to HU afterwards. The mask projection is the union of the mask along the
-axis and stays {0, 1}.
+axis and stays {0, 1}. This is one of the two representations of a case
+(:class:`MipRepresentation`; the other is :mod:`brainseg.data.slices`), with its cache.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
-from brainseg.data.dicom import open_image
-from brainseg.data.discovery import CaseRecord
-from brainseg.data.nifti import DEFAULT_MAX_VOXELS, NiftiVolume, open_nifti
+from brainseg.data.cache import read_png, write_png_atomically
+from brainseg.data.cases import OpenedCase
+from brainseg.data.nifti import NiftiVolume
 from brainseg.errors import BadCaseError
 
 SUPERIOR_AXIS = 2  # index of S in RAS
+HU_OFFSET = 32768  # 16-bit MIP PNGs hold HU + 32768
 
 
 @dataclass
@@ -97,74 +101,82 @@ def project_image(volume: NiftiVolume) -> tuple[np.ndarray, tuple[float, float]]
     return _to_display(volume, volume.scale(projected), axis)
 
 
-def project_mask(volume: NiftiVolume) -> tuple[np.ndarray, list[str]]:
-    """Union of a brain mask along S, as uint8 {0, 1} in display orientation, plus warnings.
-
-    A mask holding {0, k} for one k != 1 (e.g. 0/255 exports) is binarized with a warning.
-
-    Raises:
-        BadCaseError: empty mask, several non-zero labels, non-finite values, unreadable data.
-    """
+def project_mask(mask: np.ndarray, volume: NiftiVolume) -> np.ndarray:
+    """Union of a bool mask (``volume``'s stored order) along S, as uint8 {0, 1} in display orientation."""
     axis = _projection_axis(volume)
-    scaled = (volume.slope, volume.intercept) != (1.0, 0.0)
-    labels: set[float] = set()
-
-    def reduce_slab(slab: np.ndarray, ax: int) -> np.ndarray:
-        values = volume.scale(slab) if scaled else slab
-        if values.dtype.kind == "f" and not np.isfinite(values).all():
-            raise BadCaseError(volume.path, "contains NaN or Inf voxels")
-        inside = values != 0
-        # gather in memory order: slabs are Fortran-ordered, and a C-order gather is ~20x slower
-        foreground = values.ravel(order="K")[inside.ravel(order="K")]
-        if foreground.size and len(labels) <= 8:
-            low, high = foreground.min(), foreground.max()
-            labels.update({low.item(), high.item()} if low == high else np.unique(foreground)[:9].tolist())
-        return inside.any(axis=ax)
-
-    union = _reduce_slabs(volume, axis, reduce_slab, np.logical_or)
-    if not labels:
-        raise BadCaseError(volume.path, "mask is empty (no brain voxels)")
-    if len(labels) > 1:
-        shown = ", ".join(f"{v:g}" for v in sorted(labels)[:8])
-        raise BadCaseError(volume.path, f"mask is not binary: values {{0, {shown}}}")
-    warnings = []
-    (label,) = labels
-    if label != 1:
-        warnings.append(f"{volume.path}: mask values are {{0, {label:g}}}; binarized (non-zero = brain)")
-    mask, _ = _to_display(volume, union.astype(np.uint8), axis)
-    return mask, warnings
+    projected, _ = _to_display(volume, mask.any(axis=axis).astype(np.uint8), axis)
+    return projected
 
 
-def check_same_grid(image: NiftiVolume, mask: NiftiVolume, affine_tolerance: float = 1e-3) -> None:
-    """Refuse a mask that is not on its image's voxel grid.
+def project_case(case: OpenedCase) -> Projection:
+    """The MIP of a validated case's image, and the union of its mask (if it has one), along S.
 
     Raises:
-        BadCaseError: the shapes differ or the affines differ by more than ``affine_tolerance`` (mm).
+        BadCaseError: NaN or Inf voxels, or unreadable data.
     """
-    if image.shape != mask.shape:
-        raise BadCaseError(mask.path, f"mask shape {mask.shape} differs from image shape {image.shape}")
-    difference = float(np.abs(image.affine - mask.affine).max())
-    if difference > affine_tolerance:
-        raise BadCaseError(
-            mask.path, f"mask affine differs from the image's by up to {difference:.3g} mm (tolerance {affine_tolerance:g})"
-        )
+    image_mip, spacing = project_image(case.image)
+    mask_mip = None if case.mask is None else project_mask(case.mask, case.image)
+    return Projection(image_mip, mask_mip, spacing, list(case.warnings))
 
 
-def project_case(
-    record: CaseRecord, affine_tolerance: float = 1e-3, max_voxels: int = DEFAULT_MAX_VOXELS
-) -> Projection:
-    """Validate a case and project its image (and mask, if it has one) along S.
+class MipCache:
+    """Cached MIP pairs under ``root``: ``images/<CaseID>.png`` (16-bit, HU + 32768, so any window
+    or normalization can be applied later without re-reading the volume) and ``masks/<CaseID>.png``
+    (8-bit, 0/255). Each PNG carries its cache key in a text chunk; a stale or unreadable PNG is a miss."""
 
-    Raises:
-        BadCaseError: with a one-line reason naming the offending file.
-    """
-    image = open_image(record.image_path, max_voxels)  # a NIfTI file or a DICOM series folder
-    mask = None
-    if record.mask_path is not None:
-        mask = open_nifti(record.mask_path, max_voxels)
-        check_same_grid(image, mask, affine_tolerance)
-    image_mip, spacing = project_image(image)
-    if mask is None:
-        return Projection(image_mip, None, spacing)
-    mask_mip, warnings = project_mask(mask)
-    return Projection(image_mip, mask_mip, spacing, warnings)
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.images_dir = self.root / "images"
+        self.masks_dir = self.root / "masks"
+
+    def image_path(self, case_id: str) -> Path:
+        return self.images_dir / f"{case_id}.png"
+
+    def mask_path(self, case_id: str) -> Path:
+        return self.masks_dir / f"{case_id}.png"
+
+    def load(self, case_id: str, key: str) -> Projection | None:
+        """The cached projection if both PNGs exist, decode and carry ``key``; else ``None``."""
+        image = read_png(self.image_path(case_id))
+        if image is None or image[1].get("brainseg-key") != key:
+            return None
+        pixels, text = image
+        mask = None
+        if text.get("has-mask") == "1":
+            cached_mask = read_png(self.mask_path(case_id))
+            if cached_mask is None or cached_mask[1].get("brainseg-key") != key:
+                return None
+            mask = (cached_mask[0] > 0).astype(np.uint8)
+        hu = pixels.astype(np.float32) - HU_OFFSET
+        spacing = tuple(float(s) for s in text["spacing"].split(","))
+        return Projection(hu, mask, spacing, json.loads(text.get("warnings", "[]")))
+
+    def store(self, case_id: str, key: str, projection: Projection) -> None:
+        """Write the pair atomically; the mask first, so a found image implies a complete pair."""
+        text = {
+            "brainseg-key": key,
+            "spacing": ",".join(f"{s:.6g}" for s in projection.spacing),
+            "has-mask": "1" if projection.mask is not None else "0",
+            "warnings": json.dumps(projection.warnings),
+        }
+        if projection.mask is not None:
+            write_png_atomically((projection.mask > 0).astype(np.uint8) * 255, self.mask_path(case_id), text)
+        stored = np.clip(np.rint(projection.image) + HU_OFFSET, 0, 65535).astype(np.uint16)
+        write_png_atomically(stored, self.image_path(case_id), text)
+
+
+@dataclass(frozen=True)
+class MipRepresentation:
+    """A case as its MIP along S: the 2-D footprint the MIP model learns (``mode=mip``)."""
+
+    name: str = "MIPs"
+    cache_folder: str = "mip"
+
+    def settings(self) -> dict:
+        return {"projection": "mip", "axis": "S", "orientation": "radiological"}
+
+    def make(self, case: OpenedCase) -> Projection:
+        return project_case(case)
+
+    def cache(self, root: str | Path) -> MipCache:
+        return MipCache(root)

@@ -1,228 +1,99 @@
-"""LightningDataModule for 3-D brain masks: axial slices (2-D or 2.5-D) instead of MIPs.
+"""Axial slice stacks: the representation behind 3-D brain masks (``mode=slices``).
 
-Each case is reoriented to RAS voxel order and cut into axial slices resampled in-plane to
-``spacing_mm`` (:mod:`brainseg.data.axial`), the same geometry :mod:`brainseg.inference.volume` uses
-at inference. A sample is one slice, with ``(in_channels - 1) / 2`` neighbours on each side
-as extra channels (2.5-D), cut to an ``image_size`` square around the brain. Training sees
-every slice that holds brain and, each epoch, a fresh random draw of brain-free slices
-(``empty_slice_ratio`` of them per brain slice), so the network also learns where the brain
-is not: the neck, the vertex above the skull. Validation and test see every slice.
-
-Discovery, validation, the split, normalization, augmentation and the run files are those
-of :class:`MipDataModule`, which this class extends.
+A validated case (:func:`~brainseg.data.cases.open_case`) is reoriented to RAS voxel order
+and cut into axial slices resampled in-plane to ``spacing_mm`` (:mod:`brainseg.data.axial`,
+the same geometry volume inference uses). Stacks hold HU as int16 and masks as uint8, so a few
+dozen cases fit in memory at 2 mm pixels; each is cached as ``<CaseID>.npz`` with its key.
 """
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
 
-from brainseg.data.axial import context_indices, fit_window
-from brainseg.data.datamodule import MipDataModule, split_cases
-from brainseg.data.normalization import ct_statistics
-from brainseg.data.slice_cache import PreparedSlices, SliceStack, prepare_slice_dataset
-from brainseg.data.transforms import AIR_HU, Augmentation
+from brainseg.data.axial import plan_axial_grid, read_axial_hu, resample_mask
+from brainseg.data.cache import write_atomically
+from brainseg.data.cases import OpenedCase
 
-log = logging.getLogger(__name__)
+SLICE_CACHE_VERSION = 1  # bump when the slicing code changes what it writes
 
 
 @dataclass
-class PanelSlice:
-    """One representative slice of a case, as the validation panel draws it."""
+class SliceStack:
+    """One case as axial slices on the coarse grid, RAS voxel order: ``hu[z]`` is an (R, A) slice."""
 
-    case_id: str
-    hu: torch.Tensor  # (1, S, S) float32 HU of the centre slice
-    image: torch.Tensor  # (C, S, S) float32, normalized network input
-    mask: torch.Tensor  # (1, S, S) uint8 {0, 1}
-
-
-class SliceDataset(Dataset):
-    """Slices ``items[i] = (case, z)`` of some stacks, with neighbours, cut to ``size`` squares.
-
-    Args:
-        stacks: the cases' slice stacks (HU int16, masks uint8).
-        items: (N, 2) array of (index into ``stacks``, slice index).
-        context: neighbours on each side stacked as channels (0 for 2-D).
-        size: side of the square window cut around each case's brain, pixels.
-        normalize: HU -> network input.
-        augmentation: applied to image and mask together (training only).
-    """
-
-    def __init__(
-        self,
-        stacks: list[SliceStack],
-        items: np.ndarray,
-        context: int,
-        size: int,
-        normalize,
-        augmentation: Augmentation | None = None,
-    ):
-        self.stacks = stacks
-        self.items = items
-        self.context = context
-        self.size = size
-        self.normalize = normalize
-        self.augmentation = augmentation
-        self.centres = [brain_centre(stack.mask) for stack in stacks]
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def window(self, case: int, z: int) -> tuple[np.ndarray, np.ndarray]:
-        """HU (C, S, S) float32 and mask (1, S, S) uint8 of one slice and its neighbours."""
-        stack = self.stacks[case]
-        channels = context_indices(z, len(stack.hu), self.context)
-        hu = fit_window(stack.hu[channels], self.size, self.centres[case], value=int(AIR_HU)).astype(np.float32)
-        mask = fit_window(stack.mask[z][None], self.size, self.centres[case], value=0)
-        return hu, mask
-
-    def __getitem__(self, index: int) -> dict:
-        case, z = (int(v) for v in self.items[index])
-        hu, mask = self.window(case, z)
-        image, target = torch.from_numpy(self.normalize(hu)), torch.from_numpy(mask).float()
-        if self.augmentation is not None:
-            image, target = self.augmentation(image, target)
-        return {"image": image, "mask": target, "index": index}
-
-
-def brain_centre(mask: np.ndarray) -> tuple[float, float]:
-    """In-plane centre of a (S, R, A) mask's bounding box (the image centre if it is empty)."""
-    rows, cols = np.flatnonzero(mask.any(axis=(0, 2))), np.flatnonzero(mask.any(axis=(0, 1)))
-    if not len(rows):
-        return (mask.shape[1] / 2, mask.shape[2] / 2)
-    return ((rows[0] + rows[-1] + 1) / 2, (cols[0] + cols[-1] + 1) / 2)
-
-
-class EmptySliceSampler(Sampler[int]):
-    """Every brain slice once per epoch, plus ``ratio`` brain-free slices per brain slice, drawn anew.
-
-    The draw uses torch's global generator, so ``seed_everything`` makes it reproducible.
-    """
-
-    def __init__(self, brain: np.ndarray, empty: np.ndarray, ratio: float):
-        self.brain, self.empty = np.asarray(brain), np.asarray(empty)
-        self.n_empty = min(len(self.empty), int(round(ratio * len(self.brain))))
-
-    def __len__(self) -> int:
-        return len(self.brain) + self.n_empty
-
-    def __iter__(self):
-        rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, ()).item()))
-        chosen = rng.choice(self.empty, self.n_empty, replace=False) if self.n_empty else np.zeros(0, int)
-        order = np.concatenate([self.brain, chosen])
-        rng.shuffle(order)
-        return iter(order.tolist())
-
-
-class SliceDataModule(MipDataModule):
-    """Axial (2.5-D) slices of CT volumes for 3-D brain masks; ``data.mode=slices``.
-
-    Takes every argument of :class:`MipDataModule` (``image_size`` is the side of the square
-    training window, in coarse pixels), plus:
-
-    Args:
-        spacing_mm: in-plane pixel size slices are resampled to, mm. Defaults to 2.0.
-        in_channels: slices per network input, odd: 1 for 2-D, 2k+1 for k neighbours on each
-            side (2.5-D). Must equal the model's ``in_channels``. Defaults to 1.
-        empty_slice_ratio: brain-free training slices drawn per brain slice, each epoch.
-            Defaults to 0.5.
-    """
-
-    def __init__(self, *args, spacing_mm: float = 2.0, in_channels: int = 1, empty_slice_ratio: float = 0.5, **kwargs):
-        super().__init__(*args, **kwargs)
-        if in_channels < 1 or in_channels % 2 == 0:
-            raise ValueError(f"data.in_channels must be odd (2 * context slices + 1), got {in_channels}")
-        if not spacing_mm > 0:
-            raise ValueError(f"data.spacing_mm must be > 0, got {spacing_mm}")
-        if empty_slice_ratio < 0:
-            raise ValueError(f"data.empty_slice_ratio must be >= 0, got {empty_slice_ratio}")
-        self.spacing_mm = float(spacing_mm)
-        self.in_channels = int(in_channels)
-        self.context = (self.in_channels - 1) // 2
-        self.empty_slice_ratio = float(empty_slice_ratio)
-        self.stacks: dict[str, list[SliceStack]] = {}
-        self.prepared: PreparedSlices | None = None
+    hu: np.ndarray  # int16 HU, (S, R, A)
+    mask: np.ndarray | None  # uint8 {0, 1}, same shape
+    spacing: tuple[float, float, float]  # mm: coarse pixel (R, A), then slice spacing (S)
+    warnings: list[str] = field(default_factory=list)
 
     @property
-    def resolved_cache_dir(self) -> Path:
-        return super().resolved_cache_dir / f"slices_{self.spacing_mm:g}mm"
+    def brain_slices(self) -> np.ndarray:
+        """Indices of the slices that hold brain."""
+        return np.flatnonzero(self.mask.reshape(len(self.mask), -1).any(axis=1))
 
-    def _prepare(self, progress: bool, shard: int = 0, num_shards: int = 1) -> PreparedSlices:
-        self.prepared = prepare_slice_dataset(
-            self.dataset_root,
-            self.resolved_cache_dir,
-            self.spacing_mm,
-            on_bad_case=self.on_bad_case,
-            workers=self.preprocess_workers,
-            affine_tolerance=self.affine_tolerance,
-            shard=shard,
-            num_shards=num_shards,
-            progress=progress,
-        )
-        log.info("%s: %s", self.dataset_root, self.prepared.summary())
-        return self.prepared
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.stacks:
-            return
-        # a sharded prepare_data saw only its shard; training uses every case
-        prepared = self.prepared if self.prepared and self.num_shards == 1 else self._prepare(progress=False)
-        split = split_cases(list(prepared.stacks), self.split, self.split_seed)
-        self.stacks = {name: [prepared.stacks[case_id] for case_id in ids] for name, ids in split.items()}
-        if self.normalization == "zscore":
-            self.statistics = ct_statistics(stack.hu[stack.brain_slices].astype(np.float32) for stack in self.stacks["train"])
-        self.cases = {name: [self._panel_slice(i, prepared.stacks[i]) for i in ids] for name, ids in split.items()}
-        self._write_run_files(split)
-        log.info("split: %s", {name: len(ids) for name, ids in split.items()})
+def stack_case(case: OpenedCase, spacing_mm: float) -> SliceStack:
+    """A validated case as coarse axial slices of ``spacing_mm`` pixels.
 
-    def _dataset(self, split: str, train: bool) -> SliceDataset:
-        stacks = self.stacks[split]
-        items = np.array([(c, z) for c, stack in enumerate(stacks) for z in range(len(stack.hu))], dtype=np.int64).reshape(-1, 2)
-        augmentation = self.augmentation if train else None
-        return SliceDataset(stacks, items, self.context, self.image_size, self.normalize, augmentation)
+    Raises:
+        BadCaseError: NaN or Inf voxels, or unreadable data.
+    """
+    grid = plan_axial_grid(case.image.affine, case.image.shape, spacing_mm)
+    hu = read_axial_hu(case.image, grid).round_().clamp_(-32768, 32767).numpy().astype(np.int16)
+    spacing = (*grid.coarse_spacing, grid.spacing[2])
+    mask = None if case.mask is None else resample_mask(case.mask, grid)
+    return SliceStack(hu, mask, spacing, list(case.warnings))
 
-    def _panel_slice(self, case_id: str, stack: SliceStack) -> PanelSlice:
-        """The case's slice at 40% of its brain's height: cerebrum, ventricles and skull in view."""
-        brain = stack.brain_slices
-        z = int(brain[int(0.4 * (len(brain) - 1))]) if len(brain) else len(stack.hu) // 2
-        dataset = SliceDataset([stack], np.array([[0, z]]), self.context, self.image_size, self.normalize)
-        hu, mask = dataset.window(0, z)
-        centre = torch.from_numpy(hu[self.context][None])
-        return PanelSlice(case_id, centre, torch.from_numpy(self.normalize(hu)), torch.from_numpy(mask))
 
-    # ---- loaders -----------------------------------------------------------------------------
-    def _loader(self, split: str, train: bool) -> DataLoader:
-        dataset = self._dataset(split, train)
-        sampler = None
-        if train:
-            holds_brain = np.array([self.stacks[split][c].mask[z].any() for c, z in dataset.items], dtype=bool)
-            sampler = EmptySliceSampler(np.flatnonzero(holds_brain), np.flatnonzero(~holds_brain), self.empty_slice_ratio)
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            sampler=sampler,
-            drop_last=train and len(sampler) > self.batch_size,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )
+class SliceCache:
+    """``<root>/<CaseID>.npz`` per case, carrying its key; a stale or unreadable file is a miss."""
 
-    # ---- what travels with the model ---------------------------------------------------------
-    def preprocessing(self) -> dict:
-        """Everything volume inference needs to cut a new scan into network input, as plain types."""
-        return {
-            "mode": "slices",
-            "axis": "S",
-            "orientation": "RAS",
-            "spacing_mm": self.spacing_mm,
-            "in_channels": self.in_channels,
-            "context_slices": self.context,
-            "image_size": self.image_size,
-            "normalization": self.normalization,
-            "window": list(self.window),
-            "statistics": self.statistics,
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def path(self, case_id: str) -> Path:
+        return self.root / f"{case_id}.npz"
+
+    def load(self, case_id: str, key: str) -> SliceStack | None:
+        try:
+            with np.load(self.path(case_id), allow_pickle=False) as data:
+                if str(data["key"]) != key:
+                    return None
+                mask = data["mask"] if data["mask"].size else None
+                return SliceStack(data["hu"], mask, tuple(float(v) for v in data["spacing"]), [str(w) for w in data["warnings"]])
+        except (OSError, KeyError, ValueError):
+            return None
+
+    def store(self, case_id: str, key: str, stack: SliceStack) -> None:
+        arrays = {
+            "key": np.array(key),
+            "hu": stack.hu,
+            "mask": stack.mask if stack.mask is not None else np.zeros(0, np.uint8),
+            "spacing": np.asarray(stack.spacing, np.float64),
+            "warnings": np.array(stack.warnings, dtype=str),
         }
+        write_atomically(self.path(case_id), lambda stream: np.savez(stream, **arrays))
+
+
+@dataclass(frozen=True)
+class SliceRepresentation:
+    """A case as axial slices of ``spacing_mm`` pixels: what the 3-D mask model learns (``mode=slices``)."""
+
+    spacing_mm: float = 2.0
+    name: str = "slices"
+
+    @property
+    def cache_folder(self) -> str:
+        return f"slices_{self.spacing_mm:g}mm"
+
+    def settings(self) -> dict:
+        return {"version": SLICE_CACHE_VERSION, "projection": "axial_slices", "orientation": "RAS", "spacing_mm": float(self.spacing_mm)}
+
+    def make(self, case: OpenedCase) -> SliceStack:
+        return stack_case(case, self.spacing_mm)
+
+    def cache(self, root: str | Path) -> SliceCache:
+        return SliceCache(root)

@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from brainseg.data.normalization import window_hu
-from brainseg.evaluation.evaluate import SCORES, CaseScores
+from brainseg.evaluation.metrics import SCORES, CaseScores
 from brainseg.visualization import enlarge, error_map, grid, overlay
 
 DIGITS = {"hd95_mm": 2, "predicted_area_mm2": 1, "true_area_mm2": 1}  # decimals shown; 4 for the rest

@@ -1,7 +1,8 @@
 """A checkpoint's network as a portable model: ONNX (optional extra) or TorchScript.
 
-The exported model is the network alone: a normalized ``(N, 1, S, S)`` float32 image in
-(``S`` = the checkpoint's ``image_size``, any batch size), logits out. What a deployment needs
+The exported model is the network alone: a normalized ``(N, C, S, S)`` float32 input in
+(``C`` = 1 for a MIP, the slice and its neighbours for a 2.5-D slice model; ``S`` = the
+checkpoint's ``input_size``; any batch size), logits out. What a deployment needs
 around it (the square fit, the normalization, the threshold: ``checkpoint["brainseg"]``) is
 embedded as JSON, in the ONNX model's metadata under ``brainseg`` or in the TorchScript
 archive's extra file ``brainseg.json``. After writing, the model is run next to the checkpoint's
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from brainseg.checkpoint import build_network, read_checkpoint
+from brainseg.checkpoint import build_network, read_checkpoint, read_preprocessing
 from brainseg.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -79,13 +80,14 @@ def run_exported(path: Path, images: torch.Tensor) -> np.ndarray:
         return model(images).numpy()
 
 
-def verify_export(net: torch.nn.Module, path: Path, image_size: int, atol: float, seed: int = 0) -> float:
-    """Largest absolute logit difference between the exported model and ``net`` on a random batch of 3.
+def verify_export(net: torch.nn.Module, path: Path, shape: tuple[int, int, int], atol: float, seed: int = 0) -> float:
+    """Largest absolute logit difference between the exported model and ``net`` on a random batch
+    of 3 inputs of ``shape`` (channels, height, width).
 
     Raises:
         RuntimeError: the difference is above ``atol``.
     """
-    images = torch.rand((3, 1, image_size, image_size), generator=torch.Generator().manual_seed(seed))
+    images = torch.rand((3, *shape), generator=torch.Generator().manual_seed(seed))
     with torch.no_grad():
         expected = net(images).numpy()
     difference = float(np.abs(run_exported(path, images) - expected).max())
@@ -101,11 +103,12 @@ def export(cfg: DictConfig) -> Path:
     checkpoint = read_checkpoint(cfg.ckpt_path)
     net = build_network(checkpoint, cfg.ckpt_path)
     meta = checkpoint["brainseg"]
-    image_size = int(meta["preprocessing"]["image_size"])
+    preprocessing = read_preprocessing(checkpoint, cfg.ckpt_path)
+    shape = (preprocessing.in_channels, preprocessing.input_size, preprocessing.input_size)
     path = Path(cfg.output) if cfg.get("output") else Path(cfg.paths.output_dir) / f"model{FORMATS[cfg.format]}"
     path.parent.mkdir(parents=True, exist_ok=True)
-    metadata = json.dumps({**meta, "input": "image (N, 1, S, S) float32, normalized", "output": "logits (N, 1, S, S)"})
-    example = torch.zeros((1, 1, image_size, image_size))
+    metadata = json.dumps({**meta, "input": "image (N, C, S, S) float32, normalized", "output": "logits (N, 1, S, S)"})
+    example = torch.zeros((1, *shape))
     (export_onnx if cfg.format == "onnx" else export_torchscript)(net, example, path, metadata)
     message = f"wrote {path}"
     if cfg.get("verify", True):
@@ -113,7 +116,7 @@ def export(cfg: DictConfig) -> Path:
             log.warning("onnxruntime is not installed: the ONNX model was not verified")
         else:
             try:
-                difference = verify_export(net, path, image_size, float(cfg.atol))
+                difference = verify_export(net, path, shape, float(cfg.atol))
             except RuntimeError:
                 path.unlink(missing_ok=True)  # a model that does not match is not left to be deployed
                 raise

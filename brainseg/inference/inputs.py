@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from brainseg.data.cache import HU_OFFSET
+from brainseg.data.cases import open_case
 from brainseg.data.dicom import is_dicom_folder
 from brainseg.data.discovery import (
     LAYOUTS,
@@ -17,7 +17,7 @@ from brainseg.data.discovery import (
     discover_cases,
     strip_nifti_suffix,
 )
-from brainseg.data.projection import Projection, project_case
+from brainseg.data.projection import HU_OFFSET, Projection, project_case
 from brainseg.errors import BadCaseError
 
 PNG_SUFFIX = ".png"
@@ -74,11 +74,11 @@ def find_inputs(path: str | Path) -> list[InputCase]:
     return [InputCase(c.case_id, c.path, duplicate.format(c.case_id)) if counts[c.case_id] > 1 else c for c in cases]
 
 
-def read_mip_png(path: str | Path, window: tuple[float, float]) -> Projection:
+def read_mip_png(path: str | Path, hu_window: tuple[float, float]) -> Projection:
     """A MIP PNG as a :class:`Projection` in HU.
 
     16-bit PNGs hold HU + 32768, as the MIP cache writes them (their ``spacing`` text chunk is
-    used when present). 8-bit PNGs are taken as already windowed with ``window``: 0 is its low end,
+    used when present). 8-bit PNGs are taken as already windowed with ``hu_window``: 0 is its low end,
     255 its high end. Without a spacing chunk the pixels are taken as square, 1 mm.
 
     Raises:
@@ -91,7 +91,7 @@ def read_mip_png(path: str | Path, window: tuple[float, float]) -> Projection:
     except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as error:
         raise BadCaseError(path, f"not a readable PNG ({type(error).__name__})") from None
     if mode == "L":
-        low, high = float(window[0]), float(window[1])
+        low, high = float(hu_window[0]), float(hu_window[1])
         hu = low + pixels.astype(np.float32) / 255.0 * (high - low)
     elif mode in ("I;16", "I;16B", "I"):
         hu = pixels.astype(np.float32) - HU_OFFSET
@@ -105,8 +105,8 @@ def read_mip_png(path: str | Path, window: tuple[float, float]) -> Projection:
     return Projection(hu, None, spacing)
 
 
-def project_input(case: InputCase, window: tuple[float, float]) -> Projection:
+def project_input(case: InputCase, hu_window: tuple[float, float]) -> Projection:
     """The HU MIP of an input case (NIfTI, DICOM folder or PNG), in display orientation."""
     if case.path.is_file() and case.path.suffix.lower() == PNG_SUFFIX:
-        return read_mip_png(case.path, window)
-    return project_case(CaseRecord(case.case_id, case.path))
+        return read_mip_png(case.path, hu_window)
+    return project_case(open_case(CaseRecord(case.case_id, case.path)))

@@ -29,7 +29,7 @@ from brainseg.data.dicom import open_image
 from brainseg.data.nifti import open_nifti
 from brainseg.data.normalization import window_hu
 from brainseg.data.projection import ras_to_display
-from brainseg.inference.volume import ellipsoid_ball
+from brainseg.inference.postprocessing import ellipsoid_ball
 
 VESSEL_WINDOW = (0.0, 600.0)  # HU: brain (~40) dark, contrast-filled arteries (150-500) bright
 AIR_HU = -1024
@@ -69,9 +69,9 @@ def masked_brain(image_path: str | Path, mask, margin_mm: float = 1.0) -> tuple[
     return hu, np.asarray(grid.spacing), affine
 
 
-def to_png(hu: np.ndarray, window=VESSEL_WINDOW) -> np.ndarray:
-    """A (R, A) HU image -> uint8 picture in display orientation, windowed."""
-    return (window_hu(ras_to_display(hu), window) * 255).round().astype(np.uint8)
+def to_png(hu: np.ndarray, vessel_window=VESSEL_WINDOW) -> np.ndarray:
+    """A (R, A) HU image -> uint8 picture in display orientation, in the vessel window."""
+    return (window_hu(ras_to_display(hu), vessel_window) * 255).round().astype(np.uint8)
 
 
 def brain_mip(hu: np.ndarray) -> np.ndarray:
@@ -105,7 +105,7 @@ def write_vessel_views(
     image_path: str | Path,
     mask,
     output_dir: str | Path,
-    window=VESSEL_WINDOW,
+    vessel_window=VESSEL_WINDOW,
     margin_mm: float = 1.0,
     slab_mm: float | None = None,
     overlap_mm: float = 0.0,
@@ -114,7 +114,7 @@ def write_vessel_views(
 
     Args:
         mask: the brain mask on the image's grid (path, nibabel image or array).
-        window: HU window of the pictures. Defaults to (0, 600).
+        vessel_window: HU window of the pictures. Defaults to (0, 600).
         margin_mm: erosion of the mask before masking, mm. Defaults to 1.
         slab_mm, overlap_mm: thickness of slab MIPs and overlap of neighbours; ``None``: no slabs.
     """
@@ -122,14 +122,14 @@ def write_vessel_views(
     output_dir.mkdir(parents=True, exist_ok=True)
     hu, _, affine = masked_brain(image_path, mask, margin_mm)
     written = [output_dir / f"{case_id}_brain_mip.png"]
-    Image.fromarray(to_png(brain_mip(hu), window)).save(written[0])
+    Image.fromarray(to_png(brain_mip(hu), vessel_window)).save(written[0])
     if slab_mm:
         slabs, slab_affine = slab_mips(hu, affine, slab_mm, overlap_mm)
         folder = output_dir / f"{case_id}_slabs"
         folder.mkdir(exist_ok=True)
         for k in range(slabs.shape[2]):
             path = folder / f"slab_{k:03d}.png"
-            Image.fromarray(to_png(slabs[:, :, k], window)).save(path)
+            Image.fromarray(to_png(slabs[:, :, k], vessel_window)).save(path)
             written.append(path)
         image = nib.Nifti1Image(np.clip(np.round(slabs), -32768, 32767).astype(np.int16), slab_affine)
         image.set_qform(slab_affine, code=1)

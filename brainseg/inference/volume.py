@@ -12,13 +12,13 @@ The path from a CTA file to ``<CaseID>_brainmask.nii.gz``:
 4. upsample the probabilities to the stored in-plane grid (bilinear), threshold, and undo the
    reorientation, so the mask has the input's shape and its header's sform and qform exactly.
 
-Post-processing acts on probabilities, not on the final mask: voxels of removed pieces get 0,
-filled holes get 1, and the kept brain keeps its soft edge, so the upsampled boundary stays
-smooth and sub-voxel accurate instead of following 2 mm steps.
+Post-processing (:mod:`brainseg.inference.postprocessing`) acts on probabilities, not on the
+final mask, so the upsampled boundary stays smooth and sub-voxel accurate.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +26,6 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import torch
-from scipy import ndimage
 from torch import nn
 
 from brainseg.data.axial import (
@@ -41,77 +40,72 @@ from brainseg.data.axial import (
 )
 from brainseg.data.dicom import open_image
 from brainseg.data.nifti import NiftiVolume
-from brainseg.data.normalization import FOREGROUND_HU, normalize_hu
+from brainseg.data.normalization import FOREGROUND_HU
+from brainseg.data.preprocessing import Preprocessing
 from brainseg.data.transforms import AIR_HU
+from brainseg.errors import BadCaseError
+from brainseg.inference.inputs import InputCase
 from brainseg.inference.plausibility import (
     PlausibilityLimits,
     check_plausibility,
     voxel_ml,
 )
+from brainseg.inference.postprocessing import PostProcessing, postprocess
+from brainseg.inference.vessels import VESSEL_WINDOW, write_vessel_views
+
+log = logging.getLogger(__name__)
 
 MASK_SUFFIX = "_brainmask.nii.gz"
 FULL_CONNECTIVITY = np.ones((3, 3, 3), bool)
 
 
-@dataclass(frozen=True)
-class PostProcessing:
-    """Clean-up of the thresholded prediction, on the coarse inference grid.
+@dataclass
+class VolumePredictor:
+    """A slice network with the threshold and preprocessing (``mode="slices"``) it was trained with.
 
     Args:
-        largest_component: keep only the largest 26-connected piece. Defaults to True.
-        fill_holes: fill cavities not connected to the volume's border. Defaults to True.
-        closing_mm: radius of a morphological closing (0 = none), mm. Defaults to 0.
+        net: logits-out network over (N, C, H, W) slices, C = ``preprocessing.in_channels``.
+        preprocessing: the checkpoint's :class:`Preprocessing`.
+        threshold: probability above which a voxel is brain. Defaults to 0.5.
     """
-
-    largest_component: bool = True
-    fill_holes: bool = True
-    closing_mm: float = 0.0
-
-
-@dataclass
-class SliceModel:
-    """A network that maps slices to brain logits, with the preprocessing it was trained with."""
 
     net: nn.Module
-    preprocessing: dict
+    preprocessing: Preprocessing
     threshold: float = 0.5
 
-    @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str = "cpu", threshold: float | None = None) -> "SliceModel":
-        """The network, threshold and preprocessing a slice-mode checkpoint describes (read weights-only).
+    outputs = ("case_id", "input", "brain_volume_ml", "warnings")  # predictions.csv columns
+
+    def segment(self, path: str | Path, options: dict) -> "VolumeSegmentation":
+        """:func:`segment_volume` with the ``volumes:`` options of predict and evaluate."""
+        return segment_volume(
+            self,
+            path,
+            postprocessing=PostProcessing(**dict(options.get("postprocessing") or {})),
+            slice_step_mm=options.get("slice_step_mm"),
+        )
+
+    def predict_input(self, case: InputCase, output: Path, options: dict) -> dict:
+        """Segment one volume; write ``<case>_brainmask.nii.gz`` and the vessel views; its CSV row.
 
         Raises:
-            BadCheckpointError: unreadable, not brainseg's, or not trained with ``data.mode=slices``.
+            BadCaseError: the input is not a volume, or cannot be read.
         """
-        from brainseg.checkpoint import build_network, read_checkpoint
-        from brainseg.errors import BadCheckpointError
-
-        checkpoint = read_checkpoint(path)
-        meta = checkpoint["brainseg"]
-        preprocessing = meta.get("preprocessing") or {}
-        if preprocessing.get("mode") != "slices":
-            mode = preprocessing.get("mode", "mip")
-            raise BadCheckpointError(path, f"trained with data.mode={mode!r}; volume inference needs 'slices'")
-        net = build_network(checkpoint, path).to(device)
-        return cls(net, dict(preprocessing), float(meta["threshold"] if threshold is None else threshold))
-
-
-def as_slice_model(model, preprocessing: dict | None = None, threshold: float | None = None) -> SliceModel:
-    """A :class:`SliceModel` from one, from a predictor or LightningModule with ``net``, or from a bare network.
-
-    Raises:
-        ValueError: the preprocessing is missing or not that of slice mode.
-    """
-    if preprocessing is None:
-        preprocessing = getattr(model, "preprocessing", None)
-        if callable(preprocessing):
-            preprocessing = preprocessing()
-        if preprocessing is None and getattr(model, "_trainer", None) is not None:
-            preprocessing = model.trainer.datamodule.preprocessing()
-    if not preprocessing or preprocessing.get("mode") != "slices":
-        raise ValueError("volume inference needs a slice model: preprocessing with mode='slices'")
-    threshold = threshold if threshold is not None else getattr(model, "threshold", 0.5)
-    return SliceModel(getattr(model, "net", model), dict(preprocessing), float(threshold))
+        if case.path.suffix.lower() == ".png":
+            raise BadCaseError(case.path, "a slice-mode checkpoint segments volumes (NIfTI or DICOM), not MIP PNGs")
+        result = self.segment(case.path, options)
+        save_mask(result, mask_path(output, case.case_id))
+        if options.get("brain_mip", True):
+            write_vessel_views(
+                case.case_id, case.path, result.mask, output,
+                vessel_window=tuple(options.get("vessel_window") or VESSEL_WINDOW),
+                margin_mm=float(options.get("margin_mm", 1.0)),
+                slab_mm=options.get("slab_mm"),
+                overlap_mm=float(options.get("overlap_mm") or 0.0),
+            )
+        for warning in result.warnings:
+            log.warning("%s: %s", case.case_id, warning)
+        volume = f"{result.volume_ml:.1f}"
+        return {"case_id": case.case_id, "input": str(case.path), "brain_volume_ml": volume, "warnings": "; ".join(result.warnings)}
 
 
 @dataclass
@@ -126,7 +120,7 @@ class VolumeSegmentation:
 
 
 @torch.inference_mode()
-def predict_slices(model: SliceModel, hu: torch.Tensor, batch_size: int = 16, bf16: bool = False, step: int = 1) -> torch.Tensor:
+def predict_slices(model: VolumePredictor, hu: torch.Tensor, batch_size: int = 16, bf16: bool = False, step: int = 1) -> torch.Tensor:
     """Brain probabilities (S, R, A) of coarse HU slices (S, R, A), a batch of slices at a time.
 
     With ``step > 1`` only every ``step``-th slice (and the last) goes through the network and
@@ -134,10 +128,9 @@ def predict_slices(model: SliceModel, hu: torch.Tensor, batch_size: int = 16, bf
     neighbouring slices differ little at the coarse in-plane resolution anyway.
     """
     prep = model.preprocessing
-    context = int(prep.get("context_slices", 0))
-    scheme, window, statistics = prep.get("normalization", "window"), prep["window"], prep.get("statistics")
-    air = float(normalize_hu(np.array([AIR_HU], np.float32), scheme, window, statistics)[0])
-    image = torch.from_numpy(normalize_hu(hu.numpy(), scheme, window, statistics))
+    context = prep.context_slices
+    air = float(prep.normalize(np.array([AIR_HU], np.float32))[0])
+    image = torch.from_numpy(prep.normalize(hu.numpy()))
     image, pad = pad_to_multiple(image, int(getattr(model.net, "size_divisor", 16)), air)
     n = len(hu)
     holds_head = (hu > FOREGROUND_HU).flatten(1).any(1).numpy()
@@ -170,55 +163,6 @@ def interpolate_slices(values: torch.Tensor, known: np.ndarray) -> torch.Tensor:
     return values[known[lower]] * (1 - weight) + values[known[upper]] * weight
 
 
-def ellipsoid_ball(radius_mm: float, spacing) -> np.ndarray:
-    """Boolean structuring element: the voxels within ``radius_mm`` of the centre (at least one voxel each way)."""
-    radius = [max(1, int(round(radius_mm / s))) for s in spacing]
-    axes = np.meshgrid(*[np.arange(-r, r + 1) / r for r in radius], indexing="ij")
-    return np.sqrt(sum(axis**2 for axis in axes)) <= 1
-
-
-def fill_holes(mask: np.ndarray) -> np.ndarray:
-    """``mask`` plus every background region that does not touch the array's border."""
-    background, n = ndimage.label(~mask)
-    if n == 0:
-        return mask
-    border = np.unique(np.concatenate([np.unique(np.take(background, i, axis=a)) for a in range(mask.ndim) for i in (0, -1)]))
-    return mask | ~np.isin(background, border)
-
-
-def postprocess(
-    probabilities: np.ndarray, threshold: float, spacing, options: PostProcessing = PostProcessing()
-) -> tuple[np.ndarray, float]:
-    """Cleaned-up probabilities of a (S, R, A) stack, and the mL removed as extra pieces.
-
-    Voxels of removed pieces become 0, filled holes and closed gaps become 1; the kept piece
-    and its one-voxel rim keep their values, so thresholding after upsampling still follows
-    the soft edge.
-    """
-    brain = probabilities > threshold
-    removed = 0.0
-    keep = brain
-    if options.largest_component and brain.any():
-        labels, n = ndimage.label(brain, structure=FULL_CONNECTIVITY)
-        if n > 1:
-            largest = int(np.argmax(np.bincount(labels.ravel())[1:])) + 1
-            keep = labels == largest
-            removed = float(np.count_nonzero(brain & ~keep)) * voxel_ml(spacing)
-    filled = keep
-    if options.closing_mm > 0:
-        ball = ellipsoid_ball(options.closing_mm, spacing)
-        radius = [n // 2 for n in ball.shape]
-        padded = np.pad(filled, [(r, r) for r in radius])
-        filled = ndimage.binary_closing(padded, structure=ball)[tuple(slice(r, -r) for r in radius)] | keep
-    if options.fill_holes:
-        filled = fill_holes(filled)
-    out = probabilities.copy()
-    if keep is not brain:
-        out[~ndimage.binary_dilation(keep, structure=FULL_CONNECTIVITY)] = 0.0
-    out[filled & ~keep] = 1.0
-    return out, removed
-
-
 def _upsample_to_grid(
     stack: torch.Tensor, grid: AxialGrid, out_ras: np.ndarray, threshold: float | None, batch: int = 16
 ) -> None:
@@ -230,10 +174,8 @@ def _upsample_to_grid(
 
 
 def segment_volume(
-    model,
+    predictor: VolumePredictor,
     path: str | Path,
-    preprocessing: dict | None = None,
-    threshold: float | None = None,
     postprocessing: PostProcessing = PostProcessing(),
     limits: PlausibilityLimits | None = PlausibilityLimits(),
     return_probabilities: bool = False,
@@ -241,13 +183,11 @@ def segment_volume(
     bf16: bool = False,
     slice_step_mm: float | None = None,
 ) -> VolumeSegmentation:
-    """Segment the brain in one CTA volume (NIfTI) with a slice model.
+    """Segment the brain in one CTA volume (a NIfTI file or a DICOM series folder).
 
     Args:
-        model: a :class:`SliceModel`, a predictor or LightningModule with ``net``, or a bare
-            network (then give ``preprocessing``).
-        path: the CTA NIfTI file.
-        preprocessing, threshold: override what ``model`` carries.
+        predictor: the slice network with its preprocessing and threshold.
+        path: the CTA volume.
         postprocessing: clean-up of the prediction (:class:`PostProcessing`).
         limits: plausibility limits for the warnings; ``None`` skips the checks.
         return_probabilities: also return the probabilities on the input grid (float32; a
@@ -259,24 +199,23 @@ def segment_volume(
             ``spacing_mm``, so the grid it infers on is about isotropic; 0 runs every slice.
 
     Raises:
-        BadCaseError: the file is unreadable or not a 3-D NIfTI volume.
+        BadCaseError: the file is unreadable or not a 3-D volume.
     """
-    slice_model = as_slice_model(model, preprocessing, threshold)
     timings, clock = {}, time.perf_counter()
     volume = open_image(path)  # a NIfTI file or a DICOM series folder
-    grid = plan_axial_grid(volume.affine, volume.shape, slice_model.preprocessing["spacing_mm"])
+    grid = plan_axial_grid(volume.affine, volume.shape, predictor.preprocessing.spacing_mm)
     hu = read_axial_hu(volume, grid)
     timings["read"], clock = time.perf_counter() - clock, time.perf_counter()
 
-    slice_step_mm = slice_model.preprocessing["spacing_mm"] if slice_step_mm is None else slice_step_mm
+    slice_step_mm = predictor.preprocessing.spacing_mm if slice_step_mm is None else slice_step_mm
     step = max(1, int(slice_step_mm / grid.spacing[2] + 1e-6))
-    probabilities = predict_slices(slice_model, hu, batch_size, bf16, step)
+    probabilities = predict_slices(predictor, hu, batch_size, bf16, step)
     timings["infer"], clock = time.perf_counter() - clock, time.perf_counter()
 
     coarse_spacing = (grid.spacing[2], *grid.coarse_spacing)
-    cleaned, removed_ml = postprocess(probabilities.numpy(), slice_model.threshold, coarse_spacing, postprocessing)
+    cleaned, removed_ml = postprocess(probabilities.numpy(), predictor.threshold, coarse_spacing, postprocessing)
     mask = np.zeros(volume.shape, np.uint8, order="F")
-    _upsample_to_grid(torch.from_numpy(cleaned), grid, to_ras(mask, grid), slice_model.threshold)
+    _upsample_to_grid(torch.from_numpy(cleaned), grid, to_ras(mask, grid), predictor.threshold)
     full_probabilities = None
     if return_probabilities:
         full_probabilities = np.zeros(volume.shape, np.float32, order="F")
@@ -288,7 +227,7 @@ def segment_volume(
     if removed_ml > 1.0:
         warnings.append(f"post-processing removed {removed_ml:.1f} mL of prediction outside the largest piece")
     if limits is not None:
-        coarse_mask = np.moveaxis(cleaned > slice_model.threshold, 0, 2)
+        coarse_mask = np.moveaxis(cleaned > predictor.threshold, 0, 2)
         ras_spacing = (*grid.coarse_spacing, grid.spacing[2])
         warnings += check_plausibility(coarse_mask, ras_spacing, np.moveaxis(hu.numpy(), 0, 2), limits, volume_ml)
     return VolumeSegmentation(mask_image(mask, volume), full_probabilities, volume_ml, warnings, timings)

@@ -113,5 +113,5 @@ class SegmentationModule(pl.LightningModule):
         checkpoint["brainseg"] = {
             "net": {"name": type(self.net).__name__, **getattr(self.net, "config", {})},
             "threshold": self.threshold,
-            "preprocessing": datamodule.preprocessing() if hasattr(datamodule, "preprocessing") else None,
+            "preprocessing": datamodule.preprocessing().to_dict() if hasattr(datamodule, "preprocessing") else None,
         }

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
@@ -20,16 +22,17 @@ def check_config(cfg: DictConfig) -> None:
     if lr is not None and not lr > 0:
         raise ConfigError(f"optimizer.lr must be > 0, got {lr}")
     data = cfg.data
-    window = data.get("window")
-    if window is not None and not float(window[0]) < float(window[1]):
-        raise ConfigError(f"data.window must be [low, high] with low < high, got {list(window)}")
+    hu_window = data.get("hu_window")
+    if hu_window is not None and not float(hu_window[0]) < float(hu_window[1]):
+        raise ConfigError(f"data.hu_window must be [low, high] with low < high, got {list(hu_window)}")
     levels = len(cfg.model.net.get("channels", ()))
-    size = data.get("image_size")
-    if levels and size is not None and size % 2 ** (levels - 1):
-        raise ConfigError(
-            f"data.image_size={size} is not divisible by 2^{levels - 1}={2 ** (levels - 1)} "
-            f"(the U-Net has {levels} levels: model.net.channels={list(cfg.model.net.channels)})"
-        )
+    for key in ("image_size", "crop_size"):  # the MIP network input; the slice training crop
+        size = data.get(key)
+        if levels and size is not None and size % 2 ** (levels - 1):
+            raise ConfigError(
+                f"data.{key}={size} is not divisible by 2^{levels - 1}={2 ** (levels - 1)} "
+                f"(the U-Net has {levels} levels: model.net.channels={list(cfg.model.net.channels)})"
+            )
     if data.get("batch_size") is not None and data.batch_size < 1:
         raise ConfigError(f"data.batch_size must be >= 1, got {data.batch_size}")
     if data.get("on_bad_case") not in (None, "skip", "fail"):
@@ -67,7 +70,14 @@ def resolve_checkpoint(ckpt_path: str | None, output_dir: str) -> str | None:
         )
     if not path.is_file():
         raise ConfigError(f"ckpt_path={ckpt_path}: no such checkpoint file")
-    from brainseg.checkpoint import read_checkpoint  # imported here: it pulls in torch and the network
+    from brainseg.checkpoint import (
+        read_checkpoint,  # imported here: it pulls in torch and the network
+    )
 
     read_checkpoint(path)
     return str(path)
+
+
+def in_multirun() -> bool:
+    """Whether this process runs a job of a Hydra multirun (``-m``)."""
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN

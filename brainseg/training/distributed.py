@@ -25,7 +25,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, read_write
 
-from brainseg.training.sweeps import in_multirun
+from brainseg.training.config import in_multirun
 
 # Set by Lightning's subprocess launcher in the parent process; left over, they would make the next
 # job of an in-process sweep wait for children that no longer exist.

@@ -15,7 +15,20 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import TensorBoardLogger
 from torch.utils.tensorboard.summary import hparams
 
-from brainseg.training.sweeps import in_multirun
+from brainseg.training.config import in_multirun
+
+# Columns of TensorBoard's HParams table, and the minimum content of metrics.json. Each must be
+# a scalar tag in the run's events: a loss logged on step and epoch is only there as `<name>_epoch`.
+REPORTED_METRICS = (
+    "train/loss_epoch",
+    "val/loss",
+    "val/dice",
+    "val/iou",
+    "test/loss",
+    "test/dice",
+    "test/iou",
+    "test/dice_baseline",
+)
 
 # Top-level config sections worth a column; the rest (paths, callbacks, hydra) are not hyperparameters.
 HPARAM_SECTIONS = ("data", "model", "loss", "optimizer", "scheduler", "trainer", "seed")

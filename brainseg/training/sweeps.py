@@ -32,7 +32,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
@@ -46,11 +45,6 @@ HPARAMS_DIR = "hparams_table"
 METRICS_FILES = ("metrics.json", "preprocess_summary.json")  # the first found in a job's folder
 LEADING_COLUMNS = ("job", "status", "overrides")
 TRAILING_COLUMNS = ("run_dir", "seconds", "error")
-
-
-def in_multirun() -> bool:
-    """Whether this process runs a job of a Hydra multirun (``-m``)."""
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 def _global_rank() -> int:
@@ -160,7 +154,7 @@ class SweepSummary(Callback):
             except Exception as error:  # noqa: BLE001 - any failure is a row, not a crash of the sweep
                 row["status"], row["error"] = "failed", one_line(error)
         if self._uses_tensorboard(config):
-            from brainseg.training.hparams import flatten_hparams
+            from brainseg.training.hparams import flatten_hparams  # Lightning: only where TensorBoard logs
 
             try:
                 row["hparams"] = flatten_hparams(config, dict(config.hydra.runtime.choices))
@@ -208,6 +202,6 @@ class SweepSummary(Callback):
             rows = [json.loads(path.read_text()) for path in rows_dir.glob("*.json")]
             _atomic_write(sweep_dir / self.filename, summary_table(rows))
             if any("hparams" in stored for stored in rows):
-                from brainseg.training.train import REPORTED_METRICS
+                from brainseg.training.hparams import REPORTED_METRICS
 
                 write_hparams_table(sweep_dir / HPARAMS_DIR, rows, REPORTED_METRICS)

@@ -13,25 +13,11 @@ import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from brainseg.evaluation.baseline import score_baseline
 from brainseg.training.config import check_config, instantiate_keyed, resolve_checkpoint
 from brainseg.training.distributed import config_digest, ddp_runs_this_job
-from brainseg.training.hparams import log_hparams
+from brainseg.training.hparams import REPORTED_METRICS, log_hparams
 
 log = logging.getLogger(__name__)
-
-# Columns of TensorBoard's HParams table, and the minimum content of metrics.json. Each must be
-# a scalar tag in the run's events: a loss logged on step and epoch is only there as `<name>_epoch`.
-REPORTED_METRICS = (
-    "train/loss_epoch",
-    "val/loss",
-    "val/dice",
-    "val/iou",
-    "test/loss",
-    "test/dice",
-    "test/iou",
-    "test/dice_baseline",
-)
 
 
 def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, pl.LightningModule, pl.Trainer]:
@@ -71,9 +57,7 @@ def _fit_and_test(cfg: DictConfig) -> dict[str, float]:
             log.warning("no best checkpoint was saved; testing the current weights")
         trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
         metrics.update({name: float(value) for name, value in trainer.callback_metrics.items()})
-        # The classical baseline scores MIP footprints; slice mode (3-D masks) has none.
-        is_mip = datamodule.preprocessing().get("mode", "mip") == "mip"
-        baseline = score_baseline(datamodule.cases["train"], datamodule.cases["test"]) if is_mip else {}
+        baseline = datamodule.baseline_scores()  # a classical baseline, where the representation has one
         metrics.update(baseline)
         for logger in trainer.loggers:
             logger.log_metrics(baseline, step=trainer.global_step)

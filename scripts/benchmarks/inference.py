@@ -21,20 +21,22 @@ import torch
 from benchmarks.common import measured, repeat, time_call
 from benchmarks.results import TARGETS
 from benchmarks.training import torch_threads
+from brainseg.data.preprocessing import Preprocessing
 from brainseg.inference.inputs import InputCase, project_input
-from brainseg.inference.mip import Predictor, case_pictures, write_pngs
+from brainseg.inference.mip import MipPredictor, case_pictures, write_pngs
 from brainseg.models.unet import UNet
 
 
-def mip_preprocessing(image_size: int, window: list[float], normalization: str = "window") -> dict:
-    """The ``preprocessing`` dict a MIP checkpoint carries (the default DataModule's)."""
-    return {"mode": "mip", "image_size": image_size, "normalization": normalization, "window": list(window), "statistics": None}
+def mip_preprocessing(image_size: int, hu_window: list[float]) -> dict:
+    """The preprocessing a MIP checkpoint of the default DataModule carries, as a plain dict
+    (it crosses into a fresh process)."""
+    return Preprocessing("mip", tuple(hu_window), image_size).to_dict()
 
 
 def predict_mip_case(path: str, output_dir: str, preprocessing: dict, channels: list[int], net: torch.nn.Module | None = None) -> dict:
     """Predict one case as ``scripts/predict.py`` does; seconds per stage."""
-    predictor = Predictor(net if net is not None else UNet(1, 1, channels), 0.5, preprocessing)
-    window = tuple(preprocessing["window"])
+    predictor = MipPredictor(net if net is not None else UNet(1, 1, channels), Preprocessing.from_dict(preprocessing))
+    window = predictor.preprocessing.hu_window
     seconds = {}
     projection, timing = time_call(project_input, InputCase("case", Path(path)), window)
     seconds["project"] = timing.wall_s
@@ -59,19 +61,19 @@ def forward_latency(net: torch.nn.Module, image_size: int, repeats: int = 10) ->
 def segment_volume_case(path: str, output_dir: str, checkpoint: str | None = None, channels: list[int] | None = None,
                         threads: int | None = None) -> dict:
     """Segment one volume end to end and write its mask; seconds per stage (``segment_volume``'s own)."""
+    from benchmarks.volumes import volume_predictor
     from brainseg.inference.volume import (
-        SliceModel,
+        VolumePredictor,
         mask_path,
         save_mask,
         segment_volume,
     )
 
     if checkpoint:
-        model = SliceModel.from_checkpoint(checkpoint)
+        model = volume_predictor(checkpoint)
     else:
-        preprocessing = {"mode": "slices", "spacing_mm": 2.0, "in_channels": 1, "context_slices": 0, "image_size": 128,
-                         "normalization": "window", "window": [-100.0, 1000.0], "statistics": None}
-        model = SliceModel(UNet(1, 1, channels or [16, 32, 64, 128]).eval(), preprocessing, 0.5)
+        preprocessing = Preprocessing("slices", (-100.0, 1000.0), 128, spacing_mm=2.0)
+        model = VolumePredictor(UNet(1, 1, channels or [16, 32, 64, 128]).eval(), preprocessing)
     with torch_threads(threads):
         result, timing = time_call(segment_volume, model, path)
         _, written = time_call(save_mask, result, mask_path(output_dir, "benchmark"))
@@ -86,11 +88,11 @@ def segment_volume_case(path: str, output_dir: str, checkpoint: str | None = Non
     }
 
 
-def run(volume_path: Path, image_size: int, window: list[float], channels: list[int], net: torch.nn.Module | None = None,
+def run(volume_path: Path, image_size: int, hu_window: list[float], channels: list[int], net: torch.nn.Module | None = None,
         repeats: int = 3, volume_checkpoint: str | None = None, volume_repeats: int = 2, fresh: bool = True) -> dict:
     """Every inference figure, measured now (see the module docstring); ``fresh=False`` measures
     memory in this process (smoke tests)."""
-    preprocessing = mip_preprocessing(image_size, window)
+    preprocessing = mip_preprocessing(image_size, hu_window)
     network = net if net is not None else UNet(1, 1, channels)
     output = tempfile.mkdtemp(prefix="brainseg-benchmark-")
     runs = [predict_mip_case(str(volume_path), output, preprocessing, channels, network) for _ in range(max(1, repeats))]

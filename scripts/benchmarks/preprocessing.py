@@ -97,7 +97,7 @@ def folder_throughput(folder: Path, cache_dir: Path, workers: int) -> dict:
     """Cases per second for projecting and caching every case of ``folder`` with ``workers`` processes."""
     shutil.rmtree(cache_dir, ignore_errors=True)
     prepared, timing = time_call(prepare_dataset, folder, cache_dir, workers=workers, progress=False)
-    n = len(prepared.projections)
+    n = len(prepared.items)
     return {"workers": workers, "cases": n, "wall_s": timing.wall_s, "cases_per_s": n / timing.wall_s}
 
 

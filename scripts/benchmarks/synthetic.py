@@ -16,7 +16,10 @@ from dataclasses import replace
 
 from benchmarks.common import as_names, in_fresh_process
 from brainseg.errors import ConfigError
-from brainseg.synthetic import SyntheticConfig, generate_case  # imported here: part of "imports MB"
+from brainseg.synthetic import (  # imported here: part of "imports MB"
+    SyntheticConfig,
+    generate_case,
+)
 
 # One thread: the figures are per core, and BLAS threads would only add noise.
 ONE_THREAD = {var: os.environ.get(var, "1") for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}

@@ -23,12 +23,26 @@ import numpy as np
 from benchmarks.common import in_fresh_process
 from brainseg.data.nifti import open_nifti
 from brainseg.errors import ConfigError
-from brainseg.evaluation.volume_metrics import score_volume
-from brainseg.inference.volume import SliceModel, mask_path, save_mask, segment_volume
+from brainseg.evaluation.metrics import score_volume
+from brainseg.inference.predict import load_predictor
+from brainseg.inference.volume import (
+    VolumePredictor,
+    mask_path,
+    save_mask,
+    segment_volume,
+)
 from brainseg.synthetic import SyntheticConfig, case_seed, generate_case, write_case
 
 SPEED_SHAPE = (512, 512, 300)
 TARGET = {"dice_min": 0.97, "hd95_mm_max": 3.0}  # in every held-out case
+
+
+def volume_predictor(ckpt_path: str) -> VolumePredictor:
+    """The checkpoint's predictor; a MIP checkpoint is refused with one line."""
+    predictor = load_predictor(ckpt_path)
+    if not isinstance(predictor, VolumePredictor):
+        raise ConfigError(f"{ckpt_path}: a MIP checkpoint; 3-D masks need a slice-mode one (mode=slices)")
+    return predictor
 
 
 def held_out_cases(root: Path, n: int, seed: int, config: SyntheticConfig) -> list[tuple[str, str]]:
@@ -46,7 +60,7 @@ def held_out_cases(root: Path, n: int, seed: int, config: SyntheticConfig) -> li
 def accuracy(ckpt_path: str, cases: int = 3, seed: int = 999, preset: str = "default", data: str | None = None,
              slice_step_mm: float | None = None) -> dict:
     """Score each held-out case (in ``data``, or a new temporary folder); per case and per orientation."""
-    model = SliceModel.from_checkpoint(ckpt_path)
+    model = volume_predictor(ckpt_path)
     config = SyntheticConfig.preset(preset)
     root = Path(data or tempfile.mkdtemp(prefix="heldout-"))
     rows = []
@@ -96,7 +110,7 @@ def time_segmentation(ckpt_path: str, image: str, threads: int, repeats: int, ba
     import torch
 
     torch.set_num_threads(threads)
-    model = SliceModel.from_checkpoint(ckpt_path)
+    model = volume_predictor(ckpt_path)
     output = Path(tempfile.mkdtemp(prefix="speed-"))
     runs = []
     for _ in range(repeats):

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from brainseg.data.cache import MipCache, cache_key
+from brainseg.data.cache import cache_key
 from brainseg.data.discovery import CaseRecord
 from brainseg.data.preparation import prepare_dataset
-from brainseg.data.projection import Projection
+from brainseg.data.projection import MipCache, Projection
 from tests.conftest import make_dataset, phantom, write_nifti
 
 
@@ -50,5 +50,5 @@ def test_a_half_written_png_is_a_miss_and_gets_rewritten(tmp_path):
     image_png = tmp_path / "cache" / "images" / "case00.png"
     image_png.write_bytes(image_png.read_bytes()[:100])  # a crash in the middle of a write
     again = prepare_dataset(root, tmp_path / "cache", progress=False)
-    assert again.newly_cached == 1 and set(again.projections) == {"case00", "case01"}
+    assert again.newly_cached == 1 and set(again.items) == {"case00", "case01"}
     assert len(image_png.read_bytes()) > 100

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from brainseg.data.datamodule import MipDataModule, split_cases
+from brainseg.data.datamodule import split_cases
+from brainseg.data.mip_datamodule import MipDataModule
 from brainseg.data.transforms import (
     Augmentation,
     fit_to_square,

@@ -9,6 +9,7 @@ import pytest
 
 pydicom = pytest.importorskip("pydicom")
 
+from brainseg.data.cases import open_case
 from brainseg.data.dicom import is_dicom_folder, open_image, read_dicom_series  # noqa: E402
 from brainseg.data.discovery import CaseRecord, discover_cases  # noqa: E402
 from brainseg.data.projection import project_case, project_image  # noqa: E402
@@ -126,7 +127,7 @@ def test_dataset_folder_may_hold_a_dicom_series_per_case(tmp_path):
     write_nifti(tmp_path / "data" / "brain masks" / "case00_ROI.nii.gz", mask[::-1, ::-1], np.diag([-0.8, -0.6, 2.0, 1.0]))
     (case,) = discover_cases(tmp_path / "data").cases
     assert case.image_path.is_dir()
-    projection = project_case(case, affine_tolerance=1e-3)
+    projection = project_case(open_case(case, affine_tolerance=1e-3))
     assert projection.image.shape == projection.mask.shape == (16, 20)
 
 
@@ -165,5 +166,5 @@ def test_unusable_series_are_refused_in_one_line(tmp_path, damage, message):
         victim.write_bytes(victim.read_bytes()[:-40])  # a transfer cut short
         folder_to_read = folder
     with pytest.raises(BadCaseError, match=message) as error:
-        project_case(CaseRecord("case", folder_to_read))
+        project_case(open_case(CaseRecord("case", folder_to_read)))
     assert "\n" not in str(error.value)

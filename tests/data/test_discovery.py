@@ -2,7 +2,7 @@
 
 import pytest
 
-from brainseg.data.discovery import discover_cases, discover_images
+from brainseg.data.discovery import discover_cases
 from tests.conftest import make_dataset, phantom, write_nifti
 
 
@@ -46,11 +46,3 @@ def test_a_folder_without_a_layout_is_a_clear_error(tmp_path):
         discover_cases(tmp_path)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         discover_cases(tmp_path / "missing")
-
-
-def test_prediction_inputs_are_a_file_a_flat_folder_or_a_dataset(tmp_path):
-    make_dataset(tmp_path / "dataset", "nnunet", n=2)
-    assert [r.case_id for r in discover_images(tmp_path / "dataset")] == ["case00", "case01"]
-    flat = write_nifti(tmp_path / "flat" / "scan7.nii.gz", phantom()[0])
-    assert [r.case_id for r in discover_images(tmp_path / "flat")] == ["scan7"]
-    assert discover_images(flat)[0].mask_path is None

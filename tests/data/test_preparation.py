@@ -21,7 +21,7 @@ def _dataset_with_bad_cases(root):
 
 def test_skip_leaves_bad_cases_out_with_one_line_reasons(tmp_path):
     prepared = prepare_dataset(_dataset_with_bad_cases(tmp_path / "ds"), tmp_path / "cache", progress=False)
-    assert sorted(prepared.projections) == ["case00", "case01"]
+    assert sorted(prepared.items) == ["case00", "case01"]
     reasons = {path.rsplit("/", 1)[-1]: reason for path, reason in prepared.skipped.items()}
     assert reasons == {"empty_ROI.nii.gz": "mask is empty (no brain voxels)", "broken.nii.gz": "file is empty (0 bytes)"}
     assert not (tmp_path / "cache" / "images" / "empty.png").exists()  # nothing cached for a bad case
@@ -38,9 +38,9 @@ def test_worker_processes_give_the_same_result_as_one_process(tmp_path):
     root = make_dataset(tmp_path / "ds", n=16, shape=(12, 10, 6))
     serial = prepare_dataset(root, tmp_path / "a", workers=1, progress=False)
     parallel = prepare_dataset(root, tmp_path / "b", workers=2, progress=False)
-    assert serial.projections.keys() == parallel.projections.keys()
-    for case_id, projection in serial.projections.items():
-        np.testing.assert_array_equal(projection.image, parallel.projections[case_id].image)
+    assert serial.items.keys() == parallel.items.keys()
+    for case_id, projection in serial.items.items():
+        np.testing.assert_array_equal(projection.image, parallel.items[case_id].image)
 
 
 def test_shards_are_disjoint_and_cover_every_case(tmp_path):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from brainseg.data.datamodule import MipDataModule
+from brainseg.data.mip_datamodule import MipDataModule
 from tests.conftest import make_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,7 +56,7 @@ def test_a_sharded_prepare_data_projects_its_shard_and_setup_still_uses_every_ca
     dataset = make_dataset(tmp_path / "ds", n=5, shape=(24, 20, 8))
     datamodule = MipDataModule(root=str(dataset), cache_dir=str(tmp_path / "cache"), image_size=32, shard=1, num_shards=2)
     datamodule.prepare_data()
-    assert sorted(datamodule.prepared.projections) == ["case01", "case03"]
+    assert sorted(datamodule.prepared.items) == ["case01", "case03"]
     datamodule.setup("fit")
     assert sum(len(cases) for cases in datamodule.cases.values()) == 5
 

@@ -6,6 +6,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from brainseg.data.cases import open_case, read_binary_mask
 from brainseg.data.discovery import CaseRecord
 from brainseg.data.nifti import open_nifti
 from brainseg.data.projection import (
@@ -48,9 +49,9 @@ def test_every_storage_orientation_gives_the_same_mip(tmp_path, codes):
     stored_mask, _ = _reorient(mask, RAS_AFFINE, codes)
     assert "".join(nib.aff2axcodes(affine)) == codes
     mip, spacing = project_image(open_nifti(write_nifti(tmp_path / "img.nii.gz", stored, affine)))
-    mask_mip, _ = project_mask(open_nifti(write_nifti(tmp_path / "mask.nii.gz", stored_mask, affine)))
+    projected_mask, _ = mask_mip(open_nifti(write_nifti(tmp_path / "mask.nii.gz", stored_mask, affine)))
     np.testing.assert_array_equal(mip, reference)
-    np.testing.assert_array_equal(mask_mip, ras_to_display(mask.max(axis=2)))
+    np.testing.assert_array_equal(projected_mask, ras_to_display(mask.max(axis=2)))
     assert spacing == pytest.approx(ref_spacing)
 
 
@@ -75,7 +76,7 @@ def test_streaming_over_many_slabs_matches_numpy(tmp_path, monkeypatch):
 def test_a_zero_k_mask_is_binarized_with_a_warning(tmp_path, value):
     _, mask = phantom()
     path = write_nifti(tmp_path / "m.nii.gz", mask * value)
-    projected, warnings = project_mask(open_nifti(path))
+    projected, warnings = mask_mip(open_nifti(path))
     assert set(np.unique(projected)) == {0, 1}
     assert len(warnings) == 1 and "binarized" in warnings[0] and "m.nii.gz" in warnings[0]
 
@@ -135,7 +136,7 @@ def test_case_validation_errors(tmp_path):
     }
     for message, kwargs in cases.items():
         with pytest.raises(BadCaseError, match=message) as error:
-            project_case(_bad_case(tmp_path, **kwargs))
+            project_case(open_case(_bad_case(tmp_path, **kwargs)))
         assert "\n" not in str(error.value)
 
 
@@ -151,4 +152,10 @@ def test_a_float_mask_with_partial_values_is_not_binary(tmp_path):
     soft[mask > 0][:10] = 1.0
     soft[0, 0, 0] = 1.0
     with pytest.raises(BadCaseError, match="not binary"):
-        project_mask(open_nifti(write_nifti(tmp_path / "soft.nii.gz", soft)))
+        mask_mip(open_nifti(write_nifti(tmp_path / "soft.nii.gz", soft)))
+
+
+def mask_mip(volume):
+    """The union along S of a mask file, and the warnings its labels gave."""
+    mask, warnings = read_binary_mask(volume)
+    return project_mask(mask, volume), warnings

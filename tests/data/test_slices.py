@@ -4,21 +4,18 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from hydra.utils import instantiate
 
 from brainseg.data.axial import (
     context_indices,
-    fit_window,
+    crop_around,
     from_ras,
     plan_axial_grid,
     resample_slices,
     to_ras,
 )
-from brainseg.data.datamodule import MipDataModule
-from brainseg.data.modes import make_datamodule
-from brainseg.data.slices import EmptySliceSampler, SliceDataModule
-from brainseg.errors import ConfigError
-from tests.conftest import compose_config, make_dataset
+from brainseg.data.preprocessing import Preprocessing
+from brainseg.data.slice_datamodule import EmptySliceSampler, SliceDataModule
+from tests.conftest import make_dataset
 
 ORIENTATIONS = ["RAS", "LPS", "LPI", "PLS", "ASR", "SAL", "ILP"]
 
@@ -62,10 +59,10 @@ def test_context_indices_clamp_at_the_ends_of_the_stack():
 
 def test_fit_window_pads_small_images_and_crops_large_ones_around_the_centre():
     small = np.ones((1, 4, 6))
-    out = fit_window(small, 8, (2, 3), value=-1)
+    out = crop_around(small, 8, (2, 3), value=-1)
     assert out.shape == (1, 8, 8) and out.sum() == 24 - (64 - 24)
     large = np.arange(100).reshape(1, 10, 10)
-    assert fit_window(large, 4, (8, 8), value=0)[0, 0, 0] == large[0, 6, 6]
+    assert crop_around(large, 4, (8, 8), value=0)[0, 0, 0] == large[0, 6, 6]
 
 
 def test_the_sampler_draws_every_brain_slice_and_brain_free_ones_at_the_ratio():
@@ -82,7 +79,7 @@ def datamodule(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("slices")
     root = make_dataset(tmp / "ds", n=6, shape=(40, 36, 12))
     module = SliceDataModule(
-        root=str(root), cache_dir=str(tmp / "cache"), spacing_mm=1.0, image_size=32, in_channels=3,
+        root=str(root), cache_dir=str(tmp / "cache"), spacing_mm=1.0, crop_size=32, in_channels=3,
         empty_slice_ratio=0.5, batch_size=4, run_dir=str(tmp / "run"),
     )
     module.prepare_data()
@@ -107,34 +104,22 @@ def test_validation_sees_every_slice_and_training_brain_free_ones_at_the_ratio(d
 def test_neighbouring_slices_are_the_extra_channels(datamodule):
     dataset = datamodule.val_dataloader().dataset
     stack = datamodule.stacks["val"][0]
-    hu, _ = dataset.window(0, 5)
-    centre = fit_window(stack.hu[[4, 5, 6]], 32, dataset.centres[0], value=-1024)
+    hu, _ = dataset.crop(0, 5)
+    centre = crop_around(stack.hu[[4, 5, 6]], 32, dataset.centres[0], value=-1024)
     assert np.array_equal(hu, centre.astype(np.float32))
 
 
 def test_the_checkpoint_learns_how_slices_were_made(datamodule):
     prep = datamodule.preprocessing()
-    assert prep["mode"] == "slices" and prep["spacing_mm"] == 1.0
-    assert prep["in_channels"] == 3 and prep["context_slices"] == 1 and prep["orientation"] == "RAS"
+    assert prep.mode == "slices" and prep.spacing_mm == 1.0 and prep.input_size == 32
+    assert prep.in_channels == 3 and prep.context_slices == 1
+    assert Preprocessing.from_dict(datamodule.state_dict()["preprocessing"]) == prep  # what a checkpoint carries
 
 
 def test_panels_show_one_slice_per_case(datamodule):
     panel = datamodule.cases["val"][0]
     assert panel.image.shape == (3, 32, 32) and panel.hu.shape == panel.mask.shape == (1, 32, 32)
 
-
-def test_data_mode_selects_the_datamodule(tmp_path):
-    assert isinstance(instantiate(compose_config(["data.mode=slices"], tmp_path).data), SliceDataModule)
-    assert isinstance(instantiate(compose_config([], tmp_path).data), MipDataModule)
-    cfg = compose_config(["data=slices", "data.in_channels=3"], tmp_path)
-    assert isinstance(instantiate(cfg.data), SliceDataModule) and cfg.model.net.in_channels == 3
-    cfg = compose_config(["experiment=brain_volumes"], tmp_path)
-    assert cfg.data.mode == "slices" and cfg.model.net.in_channels == cfg.data.in_channels == 3
-    assert cfg.callbacks.model_checkpoint.monitor == "val/loss"
-    with pytest.raises(ConfigError, match="applies to data.mode=slices only"):
-        make_datamodule(mode="mip", root="x", spacing_mm=2.0)
-    with pytest.raises(ConfigError, match="data.mode must be one of"):
-        make_datamodule(mode="volumes", root="x")
 
 
 def test_an_even_number_of_input_slices_is_refused():

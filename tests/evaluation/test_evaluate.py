@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+from dataclasses import asdict, fields
 from pathlib import Path
 
 import numpy as np
@@ -14,15 +15,10 @@ import torch
 from torchmetrics.functional.segmentation import hausdorff_distance
 
 from brainseg.errors import ConfigError
-from brainseg.evaluation.evaluate import (
-    CaseScores,
-    evaluate,
-    hausdorff95,
-    score_case,
-    summarize,
-    write_per_case,
-)
+from brainseg.evaluation.evaluate import evaluate
+from brainseg.evaluation.metrics import SCORES, CaseScores, hausdorff95, score_case
 from brainseg.evaluation.report import pick_cases
+from brainseg.evaluation.summary import summarize, write_per_case
 from tests.conftest import compose_config
 
 
@@ -70,7 +66,8 @@ def test_dice_iou_precision_recall_match_the_plain_formulas(seed):
 
 def test_per_case_csv_holds_the_plain_formula_values_to_1e_6(tmp_path):
     cases = {f"case{seed}": random_masks(seed) for seed in range(4)}
-    write_per_case([score_case(case_id, p, t, (1.0, 1.0)) for case_id, (p, t) in cases.items()], tmp_path / "per_case.csv")
+    rows = [asdict(score_case(case_id, p, t, (1.0, 1.0))) for case_id, (p, t) in cases.items()]
+    write_per_case(rows, tmp_path / "per_case.csv", [field.name for field in fields(CaseScores)])
     with open(tmp_path / "per_case.csv") as stream:
         rows = list(csv.DictReader(stream))
     assert list(rows[0]) == ["case_id", "dice", "iou", "precision", "recall", "hd95_mm", "predicted_area_mm2", "true_area_mm2", "note"]
@@ -144,7 +141,7 @@ def test_summary_statistics_leave_excluded_cases_out():
         CaseScores("b", 1.0, 1.0, 1.0, 1.0, 0.0, 10.0, 10.0),
         CaseScores("c", None, None, None, None, None, 0.0, 0.0, "both empty: excluded"),
     ]
-    summary = summarize(rows)
+    summary = summarize([asdict(row) for row in rows], SCORES)
     assert summary["cases"] == 3 and summary["cases_excluded"] == 1
     assert summary["dice/mean"] == pytest.approx(0.75)
     assert summary["dice/median"] == pytest.approx(0.75)

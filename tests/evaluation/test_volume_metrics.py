@@ -3,13 +3,11 @@
 import numpy as np
 import pytest
 
-from brainseg.evaluation.volume_metrics import (
+from brainseg.evaluation.metrics import (
     hausdorff95_mm,
-    score_mask_files,
     score_volume,
     volume_ml,
 )
-from tests.conftest import write_nifti
 
 AFFINE = np.diag([0.5, 0.5, 3.0, 1.0])  # anisotropic: 0.75 mm^3 voxels
 
@@ -46,9 +44,3 @@ def test_dice_and_volumes_by_hand():
     assert scores["volume_truth_ml"] == pytest.approx(256 * 0.75 / 1000)
     assert scores["volume_difference_ml"] == pytest.approx(-128 * 0.75 / 1000)
     assert volume_ml(truth, AFFINE) == pytest.approx(0.192)
-
-
-def test_mask_files_are_scored_on_their_shared_grid(tmp_path):
-    truth = write_nifti(tmp_path / "truth.nii.gz", cube(), AFFINE)
-    prediction = write_nifti(tmp_path / "prediction.nii.gz", cube() * 255, AFFINE)
-    assert score_mask_files(prediction, truth)["dice"] == 1.0

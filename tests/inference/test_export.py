@@ -11,7 +11,7 @@ import torch
 
 from brainseg.errors import ConfigError
 from brainseg.inference.export import export, run_exported
-from brainseg.inference.mip import load_predictor
+from brainseg.inference.predict import load_predictor
 from tests.conftest import compose_config
 
 
@@ -35,7 +35,7 @@ def test_torchscript_matches_the_checkpoint_and_embeds_its_preprocessing(trained
     np.testing.assert_allclose(run_exported(path, images), checkpoint_logits(trained_run, images), atol=1e-5)
     extra = {"brainseg.json": ""}
     torch.jit.load(str(path), _extra_files=extra)
-    assert json.loads(extra["brainseg.json"])["preprocessing"]["image_size"] == 32
+    assert json.loads(extra["brainseg.json"])["preprocessing"]["input_size"] == 32
 
 
 def test_onnx_matches_the_checkpoint_for_any_batch_size(trained_run, tmp_path):

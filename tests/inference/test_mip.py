@@ -12,12 +12,11 @@ import torch
 from PIL import Image
 
 from brainseg.checkpoint import read_checkpoint
-from brainseg.data.cache import MipCache
-from brainseg.data.datamodule import MipDataModule
-from brainseg.data.projection import Projection
+from brainseg.data.mip_datamodule import MipDataModule
+from brainseg.data.projection import MipCache, Projection
 from brainseg.errors import BadCheckpointError
 from brainseg.inference.inputs import read_mip_png
-from brainseg.inference.mip import load_predictor
+from brainseg.inference.predict import load_predictor
 
 
 def best_checkpoint(run: Path) -> Path:
@@ -37,7 +36,7 @@ def test_the_predictor_carries_the_checkpoints_network_threshold_and_preprocessi
     predictor = load_predictor(best_checkpoint(trained_run))
     checkpoint = torch.load(best_checkpoint(trained_run), weights_only=True)
     assert predictor.threshold == checkpoint["brainseg"]["threshold"]
-    assert predictor.preprocessing == checkpoint["brainseg"]["preprocessing"]
+    assert predictor.preprocessing.to_dict() == checkpoint["brainseg"]["preprocessing"]
     assert predictor.image_size == 32
     for name, value in predictor.net.state_dict().items():
         torch.testing.assert_close(value, checkpoint["state_dict"][f"net.{name}"])
@@ -47,7 +46,7 @@ def test_the_predictor_carries_the_checkpoints_network_threshold_and_preprocessi
 def test_network_input_is_what_the_datamodule_feeds_training(trained_run, datamodule):
     predictor = load_predictor(best_checkpoint(trained_run))
     case = datamodule.cases["test"][0]
-    projection = datamodule.prepared.projections[case.case_id]
+    projection = datamodule.prepared.items[case.case_id]
     image, fit = predictor.network_input(projection.image, projection.spacing)
     torch.testing.assert_close(image, case.image)
     assert fit == case.fit
@@ -55,7 +54,7 @@ def test_network_input_is_what_the_datamodule_feeds_training(trained_run, datamo
 
 def test_probabilities_come_back_on_the_projection_grid(trained_run, datamodule):
     predictor = load_predictor(best_checkpoint(trained_run))
-    projection = next(iter(datamodule.prepared.projections.values()))
+    projection = next(iter(datamodule.prepared.items.values()))
     prediction = predictor.predict(projection.image, projection.spacing)
     assert prediction.probability.shape == prediction.mask.shape == projection.image.shape
     assert prediction.network_probability.shape == (32, 32)
@@ -126,13 +125,13 @@ def test_garbage_and_missing_files_are_refused_in_one_line(tmp_path):
 def test_16_bit_mip_pngs_are_hu_plus_32768_as_the_cache_writes_them(tmp_path):
     hu = np.array([[-1024.0, 0.0, 40.0], [300.0, 1200.0, -500.0]], np.float32)
     MipCache(tmp_path).store("case", "key", Projection(hu, None, (0.5, 0.75)))
-    projection = read_mip_png(MipCache(tmp_path).image_path("case"), window=(-100, 1900))
+    projection = read_mip_png(MipCache(tmp_path).image_path("case"), hu_window=(-100, 1900))
     np.testing.assert_array_equal(projection.image, hu)
     assert projection.spacing == (0.5, 0.75)
 
 
 def test_8_bit_mip_pngs_are_taken_as_windowed_with_the_models_window(tmp_path):
     Image.fromarray(np.array([[0, 255], [51, 102]], np.uint8)).save(tmp_path / "mip.png")
-    projection = read_mip_png(tmp_path / "mip.png", window=(-100, 1900))
+    projection = read_mip_png(tmp_path / "mip.png", hu_window=(-100, 1900))
     np.testing.assert_allclose(projection.image, [[-100, 1900], [300, 700]])
     assert projection.spacing == (1.0, 1.0)  # no spacing chunk: square pixels

@@ -11,10 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from brainseg.data.cache import MipCache
-from brainseg.data.projection import Projection
+from brainseg.data.projection import MipCache, Projection
 from brainseg.inference.inputs import find_inputs
-from brainseg.inference.mip import predict
+from brainseg.inference.predict import predict
 from tests.conftest import compose_config, phantom, write_nifti
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,13 +8,12 @@ import pytest
 import torch
 from torch import nn
 
-from brainseg.evaluation.baseline import dice
+from brainseg.data.baseline import dice
+from brainseg.data.preprocessing import Preprocessing
+from brainseg.inference.postprocessing import PostProcessing, fill_holes, postprocess
 from brainseg.inference.volume import (
-    PostProcessing,
-    SliceModel,
-    fill_holes,
+    VolumePredictor,
     mask_path,
-    postprocess,
     save_mask,
     segment_volume,
 )
@@ -22,7 +21,7 @@ from tests.conftest import write_nifti
 from tests.data.test_slices import stored
 
 WINDOW = [-100.0, 1000.0]
-PREPROCESSING = {"mode": "slices", "spacing_mm": 2.0, "context_slices": 1, "normalization": "window", "window": WINDOW}
+PREPROCESSING = Preprocessing("slices", WINDOW, 128, spacing_mm=2.0, context_slices=1)
 
 
 class SoftTissueOracle(nn.Module):
@@ -35,7 +34,7 @@ class SoftTissueOracle(nn.Module):
         return 100 * (0.05 - (centre - 0.123).abs())  # window [-100, 1000]: 35 HU -> 0.123
 
 
-ORACLE = SliceModel(SoftTissueOracle(), PREPROCESSING)
+ORACLE = VolumePredictor(SoftTissueOracle(), PREPROCESSING)
 
 
 def off_centre_head(shape, spacing) -> tuple[np.ndarray, np.ndarray]:
@@ -149,25 +148,20 @@ def test_warnings_report_an_implausible_mask(tmp_path):
     assert result.volume_ml == pytest.approx(np.count_nonzero(np.asarray(result.mask.dataobj)) * 1.6 * 1.6 * 4.0 / 1000)
 
 
-def test_a_mip_model_is_refused():
-    with pytest.raises(ValueError, match="mode='slices'"):
-        segment_volume(SliceModel(SoftTissueOracle(), {"mode": "mip"}), "unused.nii.gz")
-
-
 # ---- end to end: train in slice mode, then predict and evaluate from what the checkpoint says -----
 
 
 @pytest.fixture(scope="module")
 def slice_run(tmp_path_factory):
-    """A tiny 2.5-D slice model trained for 2 epochs on phantoms, through `data.mode=slices`."""
+    """A tiny 2.5-D slice model trained for 2 epochs on phantoms, through `mode=slices`."""
     from brainseg.training.train import train
     from tests.conftest import compose_config, make_dataset
 
     tmp = tmp_path_factory.mktemp("slice_run")
     dataset = make_dataset(tmp / "dataset", n=8, shape=(40, 36, 10))
     overrides = [
-        "data=folder", f"data.root={dataset}", f"data.cache_dir={tmp / 'cache'}", "data.mode=slices",
-        "+data.spacing_mm=1.0", "+data.in_channels=3", "data.image_size=32", "data.batch_size=8",
+        "data=folder", f"data.root={dataset}", f"data.cache_dir={tmp / 'cache'}", "mode=slices",
+        "data.spacing_mm=1.0", "data.in_channels=3", "data.crop_size=32", "data.batch_size=8",
         "model.net.channels=[4,8]", "trainer.max_epochs=2", "logger=csv",
         "callbacks.validation_panel=null", "callbacks.progress_bar=null",
     ]
@@ -179,15 +173,14 @@ def slice_run(tmp_path_factory):
 
 @pytest.mark.slow
 def test_predict_writes_masks_pictures_and_a_table_for_a_slice_checkpoint(slice_run, tmp_path):
-    from brainseg.inference.mip import predict
-    from brainseg.inference.volume_tasks import by_checkpoint_mode, predict_volumes
+    from brainseg.inference.predict import load_predictor, predict
     from tests.conftest import compose_config
 
     run, dataset = slice_run
     checkpoint = run / "checkpoints" / "last.ckpt"
-    assert SliceModel.from_checkpoint(checkpoint).preprocessing["in_channels"] == 3
+    assert load_predictor(checkpoint).preprocessing.in_channels == 3
     cfg = compose_config([f"ckpt_path={checkpoint}", f"input={dataset / 'CTA images'}", "volumes.slab_mm=6"], tmp_path, "predict")
-    assert by_checkpoint_mode(predict, predict_volumes)(cfg) == []
+    assert predict(cfg) == []
     output = Path(cfg.output)
     for case in ("case00", "case07"):
         mask = nib.load(output / f"{case}_brainmask.nii.gz")
@@ -201,16 +194,15 @@ def test_evaluate_scores_the_test_split_in_3d(slice_run, tmp_path):
     import json
 
     from brainseg.evaluation.evaluate import evaluate
-    from brainseg.inference.volume_tasks import by_checkpoint_mode, evaluate_volumes
     from tests.conftest import compose_config
 
     run, _ = slice_run
     cfg = compose_config([f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", "split=test"], tmp_path, "evaluate")
-    metrics = by_checkpoint_mode(evaluate, evaluate_volumes)(cfg)
+    metrics = evaluate(cfg)
     test_cases = json.loads((run / "split.json").read_text())["test"]
     assert metrics["cases"] == len(test_cases) and 0.0 <= metrics["dice/mean"] <= 1.0
     header = (Path(cfg.paths.output_dir) / "per_case.csv").read_text().splitlines()[0]
-    assert header == "case_id,dice,hd95_mm,volume_ml,volume_truth_ml,volume_difference_ml,warnings"
+    assert header == "case_id,dice,hd95_mm,volume_ml,volume_truth_ml,volume_difference_ml,warnings,error"
 
 
 def test_interpolated_slices_lie_on_the_line_between_inferred_ones():

@@ -15,13 +15,14 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from brainseg.data.datamodule import MipDataModule
+from brainseg.data.cases import open_case
 from brainseg.data.discovery import CaseRecord
+from brainseg.data.mip_datamodule import MipDataModule
 from brainseg.data.nifti import open_nifti
 from brainseg.data.projection import project_case
 from brainseg.errors import BadCaseError, BadDatasetError
 from brainseg.evaluation.evaluate import evaluate
-from brainseg.inference.mip import predict
+from brainseg.inference.predict import predict
 from tests.conftest import compose_config
 from tests.robustness.corpus import (
     ENTRIES,
@@ -48,7 +49,7 @@ def assert_nothing_partial(folder: Path) -> None:
 
 
 def cached_cases(cache: Path) -> set[str]:
-    return {png.stem for png in (cache / "images").glob("*.png")}
+    return {png.stem for png in (cache / "mip" / "images").glob("*.png")}
 
 
 def assert_one_line_per_file(text: str, entry) -> None:
@@ -108,7 +109,7 @@ def test_a_huge_header_is_refused_before_anything_is_allocated(tmp_path):
     tracemalloc.start()
     try:
         with pytest.raises(BadCaseError, match=corpus["huge_header"].problem):
-            project_case(record)
+            project_case(open_case(record))
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()

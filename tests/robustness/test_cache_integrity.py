@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from brainseg.data.cache import MipCache
 from brainseg.data.preparation import prepare_dataset
+from brainseg.data.projection import MipCache
 from tests.conftest import make_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,10 +29,10 @@ def prepared(tmp_path):
 
 
 def assert_same_projections(prepared_dataset, reference) -> None:
-    assert prepared_dataset.projections.keys() == reference.projections.keys()
-    for case_id, projection in reference.projections.items():
-        np.testing.assert_array_equal(prepared_dataset.projections[case_id].image, projection.image)
-        np.testing.assert_array_equal(prepared_dataset.projections[case_id].mask, projection.mask)
+    assert prepared_dataset.items.keys() == reference.items.keys()
+    for case_id, projection in reference.items.items():
+        np.testing.assert_array_equal(prepared_dataset.items[case_id].image, projection.image)
+        np.testing.assert_array_equal(prepared_dataset.items[case_id].mask, projection.mask)
 
 
 def assert_complete(cache: Path) -> None:
@@ -122,7 +122,7 @@ def test_a_writer_killed_mid_write_leaves_the_old_file_and_the_next_run_regenera
     assert marker.exists(), "the writer never started writing the image"
     assert image_png.read_bytes() == before  # the final name never holds a half-written file
     (leftover,) = cache.rglob("*.tmp")  # what SIGKILL leaves: a hidden temporary, never read
-    assert leftover.name.startswith(".case01-")
+    assert leftover.name.startswith(".case01.png-")
     again = prepare_dataset(root, cache, workers=1, progress=False)
     assert again.newly_cached == 1
     assert_same_projections(again, reference)
@@ -140,7 +140,7 @@ Path(sys.argv[5]).touch()  # imports done
 while not go.exists():
     time.sleep(0.01)
 prepared = prepare_dataset(sys.argv[1], sys.argv[2], workers=1, progress=False)
-assert len(prepared.projections) == int(sys.argv[4]) and not prepared.skipped, prepared.summary()
+assert len(prepared.items) == int(sys.argv[4]) and not prepared.skipped, prepared.summary()
 print(prepared.newly_cached)
 """
 

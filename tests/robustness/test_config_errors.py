@@ -31,7 +31,8 @@ ROOT = Path(__file__).resolve().parents[2]
         ("optimizer=adamm", "optimizer", ["adam", "adamw", "sgd"]),
         ("loss=dise", "loss", ["bce", "dice", "dice_bce", "focal", "tversky"]),
         ("scheduler=cosin", "scheduler", ["cosine", "none", "plateau"]),
-        ("data=foldr", "data", ["folder", "mip", "synthetic"]),
+        ("data=foldr", "data", ["base", "folder", "synthetic"]),
+        ("mode=volume", "mode", ["mip", "slices"]),
     ],
 )
 def test_a_misspelled_group_option_lists_the_valid_options(tmp_path, override, group, options):
@@ -53,7 +54,7 @@ def test_a_misspelled_key_is_refused_by_name(tmp_path):
     "override, message",
     [
         ("optimizer.lr=0", "optimizer.lr must be > 0, got 0"),
-        ("data.window=[400,400]", "data.window must be \\[low, high\\] with low < high, got \\[400, 400\\]"),
+        ("data.hu_window=[400,400]", "data.hu_window must be \\[low, high\\] with low < high, got \\[400, 400\\]"),
         ("data.batch_size=0", "data.batch_size must be >= 1, got 0"),
         ("data.normalization=zscor", "data.normalization must be 'window' or 'zscore', got 'zscor'"),
         ("data.split.val=-0.1", "data.split fractions must be >= 0 with train > 0"),
@@ -68,7 +69,7 @@ def test_more_invalid_values_are_refused_before_any_data_is_read(tmp_path, overr
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        (["data.mode=volume"], "data.mode must be one of \\['mip', 'slices'\\], got 'volume'"),
+        (["mode=slices", "data.in_channels=2"], "data.in_channels must be odd \\(2 \\* context slices \\+ 1\\), got 2"),
         (["data.image_size=4", "model.net.channels=[4,8]"], "data.image_size must be at least 8, got 4"),
         (["model.threshold=1.5"], "model.threshold applies to probabilities and must be in \\(0, 1\\), got 1.5"),
         (["model.net.norm=layer"], "model.net: norm must be one of \\['batch', 'group', 'instance', 'none'\\], got 'layer'"),
@@ -89,12 +90,12 @@ def test_the_command_line_shows_a_refused_value_in_one_line_and_exits_1(tmp_path
     """(A misspelled option fails in Hydra's composition, before brainseg runs: the message is the
     one tested above.) A value refused inside Hydra's instantiate is brainseg's to report."""
     result = subprocess.run(
-        [sys.executable, str(ROOT / "train.py"), "data.mode=volume", f"hydra.run.dir={tmp_path / 'run'}", f"paths.data_dir={tmp_path / 'data'}"],
+        [sys.executable, str(ROOT / "train.py"), "mode=slices", "data.in_channels=2", f"hydra.run.dir={tmp_path / 'run'}", f"paths.data_dir={tmp_path / 'data'}"],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 1, result.stderr[-2000:]
     assert "Traceback" not in result.stderr and "Error in call to target" not in result.stderr
-    assert result.stderr.splitlines()[-1] == "error: data.mode must be one of ['mip', 'slices'], got 'volume'"
+    assert result.stderr.splitlines()[-1] == "error: data.in_channels must be odd (2 * context slices + 1), got 2"
     assert not (tmp_path / "data").exists()  # refused before the synthetic dataset was generated
 
 

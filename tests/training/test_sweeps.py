@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from brainseg.training.hparams import REPORTED_METRICS
 from brainseg.training.sweeps import summary_table
-from brainseg.training.train import REPORTED_METRICS
 from tests.conftest import make_dataset
 
 ROOT = Path(__file__).resolve().parents[2]

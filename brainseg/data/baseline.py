@@ -44,7 +44,7 @@ def fit_margin(images: Sequence[np.ndarray], masks: Sequence[np.ndarray], spacin
 def score_baseline(train_cases: Sequence, test_cases: Sequence) -> dict[str, float]:
     """Fit the margin on ``train_cases`` and return the mean Dice on ``test_cases``.
 
-    Cases are :class:`brainseg.data.datamodule.MipCase` (HU, mask and pixel size at network resolution).
+    Cases are :class:`brainseg.data.mip_datamodule.MipCase` (HU, mask and pixel size at network resolution).
     """
 
     def unpack(cases):

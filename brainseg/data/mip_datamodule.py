@@ -1,0 +1,101 @@
+"""MIP brain segmentation data (``mode=mip``): one maximum intensity projection per case.
+
+Each case's MIP and mask union (:mod:`brainseg.data.projection`) are fitted into an
+``image_size`` square (aspect kept, padded with air) and held in memory; they are small, so
+training augments them on the fly in the DataLoader workers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from brainseg.data.baseline import score_baseline
+from brainseg.data.datamodule import BrainDataModule
+from brainseg.data.preprocessing import Preprocessing
+from brainseg.data.projection import MipRepresentation, Projection
+from brainseg.data.transforms import (
+    Augmentation,
+    SquareFit,
+    fit_to_square,
+    plan_square_fit,
+)
+
+
+@dataclass
+class MipCase:
+    """One case at network resolution: raw HU for baselines and pictures, normalized for the net."""
+
+    case_id: str
+    hu: torch.Tensor  # (1, S, S) float32 HU
+    image: torch.Tensor  # (1, S, S) float32, normalized
+    mask: torch.Tensor  # (1, S, S) uint8 {0, 1}
+    fit: SquareFit
+
+
+class MipDataset(Dataset):
+    """Cases of one split; training applies ``augmentation`` to image and mask together."""
+
+    def __init__(self, cases: list[MipCase], augmentation: Augmentation | None = None):
+        self.cases = cases
+        self.augmentation = augmentation
+
+    def __len__(self) -> int:
+        return len(self.cases)
+
+    def __getitem__(self, index: int) -> dict:
+        case = self.cases[index]
+        image, mask = case.image, case.mask.float()
+        if self.augmentation is not None:
+            image, mask = self.augmentation(image, mask)
+        return {"image": image, "mask": mask, "index": index}
+
+
+class MipDataModule(BrainDataModule):
+    """MIPs along S of CT volumes and their brain masks, at ``image_size`` pixels.
+
+    Takes every argument of :class:`~brainseg.data.datamodule.BrainDataModule`, plus:
+
+    Args:
+        image_size: side of the square network input, pixels; must suit the U-Net depth.
+            Defaults to 128.
+    """
+
+    mode = "mip"
+
+    def __init__(self, *args, image_size: int = 128, **kwargs):
+        super().__init__(*args, **kwargs)
+        if image_size < 8:
+            raise ValueError(f"data.image_size must be at least 8, got {image_size}")
+        self.image_size = int(image_size)
+
+    def representation(self) -> MipRepresentation:
+        return MipRepresentation()
+
+    def training_hu(self, items: list[Projection]) -> list[np.ndarray]:
+        return [projection.image for projection in items]
+
+    def build_split(self, split: dict[str, list[str]]) -> None:
+        self.cases = {name: [self._to_case(case_id) for case_id in ids] for name, ids in split.items()}
+
+    def _to_case(self, case_id: str) -> MipCase:
+        projection = self.prepared.items[case_id]
+        fit = plan_square_fit(projection.image.shape, projection.spacing, self.image_size)
+        hu, mask = fit_to_square(projection.image, projection.mask, fit)
+        image = torch.from_numpy(self.normalize(hu.numpy()))
+        return MipCase(case_id, hu, image, mask, fit)
+
+    def dataset(self, split: str, train: bool) -> MipDataset:
+        return MipDataset(self.cases[split], self.augmentation if train else None)
+
+    def preprocessing(self) -> Preprocessing:
+        return Preprocessing("mip", self.hu_window, self.image_size, self.normalization, self.statistics)
+
+    def baseline_scores(self) -> dict[str, float]:
+        """The head footprint shrunk by a margin fitted on the training split, scored on the test split."""
+        if not self.cases.get("train") or not self.cases.get("test"):
+            return {}
+        return score_baseline(self.cases["train"], self.cases["test"])
