@@ -20,9 +20,10 @@ from torch import nn
 
 from brainseg.data.preprocessing import Preprocessing
 from brainseg.errors import BadCheckpointError, ConfigError
+from brainseg.models.lean_unet import LeanUNet
 from brainseg.models.unet import UNet
 
-NETWORKS = {"UNet": UNet}  # checkpoint["brainseg"]["net"]["name"] -> class
+NETWORKS = {"LeanUNet": LeanUNet, "UNet": UNet}  # checkpoint["brainseg"]["net"]["name"] -> class
 
 
 def read_checkpoint(path: str | Path) -> dict:

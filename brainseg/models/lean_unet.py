@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from brainseg.models.unet import NORMS
+from brainseg.models.unet import NORMS, check_arguments, check_input_size
 
 
 def conv_norm_act(in_channels: int, out_channels: int, norm: str, stride: int = 1) -> nn.Sequential:
@@ -80,17 +80,9 @@ class LeanUNet(nn.Module):
         dropout: float = 0.0,
     ):
         super().__init__()
-        channels = [int(c) for c in channels]
-        if len(channels) < 2:
-            raise ValueError(f"channels needs at least two levels, got {channels}")
-        if min(channels) < 1 or in_channels < 1 or out_channels < 1:
-            raise ValueError(f"channel counts must be >= 1, got in {in_channels}, out {out_channels}, levels {channels}")
+        channels = check_arguments(in_channels, out_channels, channels, norm, dropout)
         if num_res_units < 0:
             raise ValueError(f"num_res_units must be >= 0, got {num_res_units}")
-        if norm not in NORMS:
-            raise ValueError(f"norm must be one of {sorted(NORMS)}, got {norm!r}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         self.config = {
             "in_channels": int(in_channels),
             "out_channels": int(out_channels),
@@ -118,14 +110,18 @@ class LeanUNet(nn.Module):
         self.head = nn.Conv2d(channels[0] + 4 * in_channels, 4 * out_channels, 3, padding=1)
         self.depth_to_space = nn.PixelShuffle(2)
 
+    @staticmethod
+    def input_divisor(channels: Sequence[int]) -> int:
+        """Input height and width must be multiples of this: every level, the top one too, halves the side."""
+        return 2 ** len(channels)
+
     @property
     def size_divisor(self) -> int:
         """Input height and width must be multiples of this."""
-        return 2 ** len(self.encoders)
+        return self.input_divisor(self.config["channels"])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-1] % self.size_divisor or x.shape[-2] % self.size_divisor:
-            raise ValueError(f"input size {tuple(x.shape[-2:])} is not divisible by {self.size_divisor} (2^levels)")
+        check_input_size(x, self.size_divisor)
         image, skips = x, []
         for encoder in self.encoders:
             x = encoder(x)

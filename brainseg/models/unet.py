@@ -36,6 +36,26 @@ class ConvBlock(nn.Sequential):
         )
 
 
+def check_arguments(in_channels: int, out_channels: int, channels: Sequence[int], norm: str, dropout: float) -> list[int]:
+    """Refuse arguments no U-Net can be built from, with the argument's name; the levels as ints."""
+    channels = [int(c) for c in channels]
+    if len(channels) < 2:
+        raise ValueError(f"channels needs at least two levels, got {channels}")
+    if min(channels) < 1 or in_channels < 1 or out_channels < 1:
+        raise ValueError(f"channel counts must be >= 1, got in {in_channels}, out {out_channels}, levels {channels}")
+    if norm not in NORMS:
+        raise ValueError(f"norm must be one of {sorted(NORMS)}, got {norm!r}")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+    return channels
+
+
+def check_input_size(x: torch.Tensor, divisor: int) -> None:
+    """Refuse an input whose height or width the network's levels cannot halve evenly."""
+    if x.shape[-1] % divisor or x.shape[-2] % divisor:
+        raise ValueError(f"input size {tuple(x.shape[-2:])} is not divisible by {divisor} (the network halves it per level)")
+
+
 class UNet(nn.Module):
     """U-Net for binary (or multi-class) 2-D segmentation, returning logits.
 
@@ -58,13 +78,7 @@ class UNet(nn.Module):
         dropout: float = 0.0,
     ):
         super().__init__()
-        channels = [int(c) for c in channels]
-        if len(channels) < 2:
-            raise ValueError(f"channels needs at least two levels, got {channels}")
-        if norm not in NORMS:
-            raise ValueError(f"norm must be one of {sorted(NORMS)}, got {norm!r}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        channels = check_arguments(in_channels, out_channels, channels, norm, dropout)
         self.config = {
             "in_channels": in_channels,
             "out_channels": out_channels,
@@ -85,14 +99,18 @@ class UNet(nn.Module):
             self.decoders.append(ConvBlock(2 * width, width, norm, dropout))
         self.head = nn.Conv2d(channels[0], out_channels, kernel_size=1)
 
+    @staticmethod
+    def input_divisor(channels: Sequence[int]) -> int:
+        """Input height and width must be multiples of this: one 2x pooling per level below the top."""
+        return 2 ** (len(channels) - 1)
+
     @property
     def size_divisor(self) -> int:
         """Input height and width must be multiples of this."""
-        return 2 ** (len(self.encoders) - 1)
+        return self.input_divisor(self.config["channels"])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-1] % self.size_divisor or x.shape[-2] % self.size_divisor:
-            raise ValueError(f"input size {tuple(x.shape[-2:])} is not divisible by {self.size_divisor} (2^depth)")
+        check_input_size(x, self.size_divisor)
         skips = []
         for level, encoder in enumerate(self.encoders):
             x = encoder(x if level == 0 else self.pool(x))

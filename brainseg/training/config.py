@@ -6,7 +6,7 @@ from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig
 
 from brainseg.errors import ConfigError
@@ -25,13 +25,13 @@ def check_config(cfg: DictConfig) -> None:
     hu_window = data.get("hu_window")
     if hu_window is not None and not float(hu_window[0]) < float(hu_window[1]):
         raise ConfigError(f"data.hu_window must be [low, high] with low < high, got {list(hu_window)}")
-    levels = len(cfg.model.net.get("channels", ()))
+    divisor = input_divisor(cfg.model.net)
     for key in ("image_size", "crop_size"):  # the MIP network input; the slice training crop
         size = data.get(key)
-        if levels and size is not None and size % 2 ** (levels - 1):
+        if divisor and size is not None and size % divisor:
             raise ConfigError(
-                f"data.{key}={size} is not divisible by 2^{levels - 1}={2 ** (levels - 1)} "
-                f"(the U-Net has {levels} levels: model.net.channels={list(cfg.model.net.channels)})"
+                f"data.{key}={size} is not divisible by {divisor}, which {cfg.model.net._target_.rsplit('.', 1)[-1]} "
+                f"needs with model.net.channels={list(cfg.model.net.channels)}"
             )
     if data.get("batch_size") is not None and data.batch_size < 1:
         raise ConfigError(f"data.batch_size must be >= 1, got {data.batch_size}")
@@ -42,6 +42,18 @@ def check_config(cfg: DictConfig) -> None:
     split = data.get("split")
     if split is not None and (any(float(v) < 0 for v in split.values()) or not float(split.get("train", 0)) > 0):
         raise ConfigError(f"data.split fractions must be >= 0 with train > 0, got {dict(split)}")
+
+
+def input_divisor(net: DictConfig) -> int | None:
+    """What the configured network needs the input side to be a multiple of, if it says
+    (brainseg's networks do, through ``input_divisor(channels)``; others are not checked)."""
+    if "channels" not in net or "_target_" not in net:
+        return None
+    try:
+        rule = getattr(get_class(net._target_), "input_divisor", None)
+    except Exception:  # noqa: BLE001 - an unknown class fails at instantiation, with Hydra's message
+        return None
+    return int(rule(list(net.channels))) if rule else None
 
 
 def instantiate_keyed(group: DictConfig | None) -> list:

@@ -154,7 +154,9 @@ class SweepSummary(Callback):
             except Exception as error:  # noqa: BLE001 - any failure is a row, not a crash of the sweep
                 row["status"], row["error"] = "failed", one_line(error)
         if self._uses_tensorboard(config):
-            from brainseg.training.hparams import flatten_hparams  # Lightning: only where TensorBoard logs
+            from brainseg.training.hparams import (
+                flatten_hparams,  # Lightning: only where TensorBoard logs
+            )
 
             try:
                 row["hparams"] = flatten_hparams(config, dict(config.hydra.runtime.choices))

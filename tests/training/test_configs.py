@@ -63,7 +63,7 @@ def test_every_logger_option_instantiates(tmp_path, logger):
     "override, message",
     [
         ("optimizer.lr=-0.001", "optimizer.lr must be > 0"),
-        ("data.image_size=100", "not divisible by 2\\^3"),
+        ("data.image_size=100", "not divisible by 16"),
         ("data.hu_window=[500,100]", "low < high"),
         ("data.on_bad_case=ignore", "'skip' or 'fail'"),
     ],
@@ -76,5 +76,5 @@ def test_invalid_values_are_refused_before_training(tmp_path, override, message)
 def test_the_default_config_reads_as_documented(tmp_path):
     cfg = compose_config([], tmp_path)
     assert cfg.data._target_ == "brainseg.data.mip_datamodule.MipDataModule" and cfg.data.root is None
-    assert cfg.model.net._target_ == "brainseg.models.UNet"
+    assert cfg.model.net._target_ == "brainseg.models.LeanUNet"
     assert cfg.callbacks.model_checkpoint.monitor == "val/dice" and cfg.callbacks.model_checkpoint.save_last
