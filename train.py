@@ -7,11 +7,12 @@ import hydra
 from omegaconf import DictConfig
 
 from brainseg.cli import run_safely
-from brainseg.training.train import train
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
+    from brainseg.training.train import train  # here, not at the top: `--help` needs Hydra only
+
     metrics = run_safely(train, cfg)
     # Sweepers (Optuna) maximise the value returned here.
     return metrics.get(cfg.get("optimized_metric", "val/dice"))

@@ -9,11 +9,12 @@ import hydra
 from omegaconf import DictConfig
 
 from brainseg.cli import run_safely
-from brainseg.evaluation.evaluate import evaluate
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
+    from brainseg.evaluation.evaluate import evaluate  # here, not at the top: `--help` needs Hydra only
+
     run_safely(evaluate, cfg)  # 2-D or 3-D scores, as the checkpoint was trained
 
 

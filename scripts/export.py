@@ -9,11 +9,12 @@ import hydra
 from omegaconf import DictConfig
 
 from brainseg.cli import run_safely
-from brainseg.inference.export import export
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="export")
 def main(cfg: DictConfig) -> None:
+    from brainseg.inference.export import export  # here, not at the top: `--help` needs Hydra only
+
     run_safely(export, cfg)
 
 

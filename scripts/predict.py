@@ -11,11 +11,12 @@ import hydra
 from omegaconf import DictConfig
 
 from brainseg.cli import run_safely
-from brainseg.inference.predict import predict
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
 def main(cfg: DictConfig) -> None:
+    from brainseg.inference.predict import predict  # here, not at the top: `--help` needs Hydra only
+
     if run_safely(predict, cfg):  # failures after predicting all the others
         sys.exit(1)
 

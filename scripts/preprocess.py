@@ -7,11 +7,12 @@ import hydra
 from omegaconf import DictConfig
 
 from brainseg.cli import run_safely
-from brainseg.data.preprocess import preprocess
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="preprocess")
 def main(cfg: DictConfig) -> None:
+    from brainseg.data.preprocess import preprocess  # here, not at the top: `--help` needs Hydra only
+
     run_safely(preprocess, cfg)
 
 

@@ -13,18 +13,22 @@ from __future__ import annotations
 
 import importlib.util
 import statistics
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 import torch
 
-from benchmarks.common import measured, repeat, time_call
+from benchmarks.common import CONF_DIR, measured, repeat, time_call
 from benchmarks.results import TARGETS
 from benchmarks.training import torch_threads
 from brainseg.data.preprocessing import Preprocessing
 from brainseg.inference.inputs import InputCase, project_input
 from brainseg.inference.mip import MipPredictor, case_pictures, write_pngs
-from brainseg.models.unet import UNet
+from brainseg.models import LeanUNet
+
+SCRIPTS = CONF_DIR.parent / "scripts"
 
 
 def mip_preprocessing(image_size: int, hu_window: list[float]) -> dict:
@@ -35,7 +39,7 @@ def mip_preprocessing(image_size: int, hu_window: list[float]) -> dict:
 
 def predict_mip_case(path: str, output_dir: str, preprocessing: dict, channels: list[int], net: torch.nn.Module | None = None) -> dict:
     """Predict one case as ``scripts/predict.py`` does; seconds per stage."""
-    predictor = MipPredictor(net if net is not None else UNet(1, 1, channels), Preprocessing.from_dict(preprocessing))
+    predictor = MipPredictor(net if net is not None else LeanUNet(1, 1, channels), Preprocessing.from_dict(preprocessing))
     window = predictor.preprocessing.hu_window
     seconds = {}
     projection, timing = time_call(project_input, InputCase("case", Path(path)), window)
@@ -71,9 +75,9 @@ def segment_volume_case(path: str, output_dir: str, checkpoint: str | None = Non
 
     if checkpoint:
         model = volume_predictor(checkpoint)
-    else:
-        preprocessing = Preprocessing("slices", (-100.0, 1000.0), 128, spacing_mm=2.0)
-        model = VolumePredictor(UNet(1, 1, channels or [16, 32, 64, 128]).eval(), preprocessing)
+    else:  # the 3-D recipe's network (experiment=brain_volumes), untrained
+        preprocessing = Preprocessing("slices", (-100.0, 1000.0), 128, spacing_mm=2.0, context_slices=1)
+        model = VolumePredictor(LeanUNet(3, 1, channels or [8, 16, 32, 64]).eval(), preprocessing)
     with torch_threads(threads):
         result, timing = time_call(segment_volume, model, path)
         _, written = time_call(save_mask, result, mask_path(output_dir, "benchmark"))
@@ -85,6 +89,7 @@ def segment_volume_case(path: str, output_dir: str, checkpoint: str | None = Non
         "volume_ml": result.volume_ml,
         "trained": bool(checkpoint),
         "net": dict(getattr(model.net, "config", {})),
+        "network": type(model.net).__name__,
     }
 
 
@@ -93,7 +98,7 @@ def run(volume_path: Path, image_size: int, hu_window: list[float], channels: li
     """Every inference figure, measured now (see the module docstring); ``fresh=False`` measures
     memory in this process (smoke tests)."""
     preprocessing = mip_preprocessing(image_size, hu_window)
-    network = net if net is not None else UNet(1, 1, channels)
+    network = net if net is not None else LeanUNet(1, 1, channels)
     output = tempfile.mkdtemp(prefix="brainseg-benchmark-")
     runs = [predict_mip_case(str(volume_path), output, preprocessing, channels, network) for _ in range(max(1, repeats))]
     mip = {stage: statistics.median(r[stage] for r in runs) for stage in runs[0]}
@@ -109,7 +114,7 @@ def run(volume_path: Path, image_size: int, hu_window: list[float], channels: li
     if importlib.util.find_spec("brainseg.inference.volume") is not None:
         volumes = [
             measured(__name__, "segment_volume_case", fresh, path=str(volume_path), output_dir=output,
-                             checkpoint=volume_checkpoint, channels=list(channels))
+                     checkpoint=volume_checkpoint)
             for _ in range(max(1, volume_repeats))
         ]
         best = min(volumes, key=lambda v: v["result"]["total"])
@@ -119,5 +124,28 @@ def run(volume_path: Path, image_size: int, hu_window: list[float], channels: li
             "process_peak_mib": max(v["peak_mib"] for v in volumes),
             "target_s": TARGETS["volume_s"],
         }
+    mip_checkpoint = write_checkpoint(network, preprocessing, Path(output) / "mip.ckpt")
+    result["startup"] = {
+        "help_s": process_seconds(["--help"], repeats),
+        "mip_case_s": process_seconds([f"ckpt_path={mip_checkpoint}", f"input={volume_path}", f"output={output}/cli"], repeats),
+        "volume_case_s": process_seconds([f"ckpt_path={volume_checkpoint}", f"input={volume_path}", f"output={output}/cli",
+                                          "volumes.brain_mip=false"], repeats) if volume_checkpoint else None,
+    }
     return result
+
+
+def write_checkpoint(net: torch.nn.Module, preprocessing: dict, path: Path) -> Path:
+    """``net`` as a checkpoint that prediction reads (the contract of :mod:`brainseg.checkpoint`)."""
+    torch.save({
+        "state_dict": {f"net.{key}": value for key, value in net.state_dict().items()},
+        "brainseg": {"net": {"name": type(net).__name__, **net.config}, "threshold": 0.5, "preprocessing": preprocessing},
+    }, path)
+    return path
+
+
+def process_seconds(arguments: list[str], repeats: int = 3) -> float:
+    """Wall seconds of ``python scripts/predict.py ARGUMENTS`` in a fresh process, the fastest of ``repeats``:
+    what a pipeline that calls predict once per case pays each time, start-up included."""
+    command = [sys.executable, str(SCRIPTS / "predict.py"), *arguments, f"hydra.run.dir={tempfile.mkdtemp()}"]
+    return min(time_call(subprocess.run, command, capture_output=True, check=True)[1].wall_s for _ in range(max(1, repeats)))
 

@@ -4,9 +4,14 @@ Two kinds of figures:
 
 * **Loop**: the default training (``python train.py``'s config, quiet: no logger, checkpoint or
   picture callbacks) until ``val/dice`` reaches the target: images per second of the training
-  loop, wall time and epochs to the target, final Dice. Variants: ours fp32 (the default), ours
-  ``bf16-mixed``, and MONAI's ``UNet`` with the same channels, strides 2 and
-  ``num_res_units=0`` plugged into our :class:`SegmentationModule` as ``net`` (the reference).
+  loop, wall time and epochs to the target, final Dice. Variants: ours fp32 (the default
+  network, :class:`~brainseg.models.LeanUNet`), ours ``bf16-mixed``, MONAI's ``UNet`` with the
+  same channels, strides 2 and ``num_res_units=0`` plugged into our :class:`SegmentationModule`
+  as ``net`` (the reference), and the :data:`CANDIDATES`: the earlier default network
+  (``model=unet_classic``) and other lean designs.
+* **Default run**: the whole default ``python train.py`` (early stopping, best checkpoint, test
+  split; no logger or progress bar), with the default network and with ``model=unet_classic``:
+  the training wall time each needs and the test Dice each ends with.
 * **Step**: one forward, loss, backward and AdamW step on a fixed batch, repeated, for the knobs
   that could make it faster: bf16 autocast, ``channels_last``, thread count, batch size,
   ``torch.compile`` (whose compile time is reported apart).
@@ -37,6 +42,17 @@ QUIET = [
 ]
 
 
+# Networks raced to the target in the same loop as ours and MONAI's: overrides of the default config.
+CANDIDATES = {
+    "unet_classic fp32": ["model=unet_classic"],  # the default network before LeanUNet
+    "lean residual fp32": ["model.net.num_res_units=1"],
+    "lean wide fp32": ["model.net.channels=[16,32,64,128]"],
+    "lean 3 levels fp32": ["model.net.channels=[8,16,32]"],
+}
+# The default run as a user runs it, with a CSV logger instead of TensorBoard and no progress bar.
+UNLOGGED = ["logger=csv", "callbacks.progress_bar=null", "+trainer.enable_progress_bar=false", "+trainer.enable_model_summary=false"]
+
+
 @contextmanager
 def torch_threads(count: int | None):
     """Run the block with ``count`` intra-op threads (``None``: leave torch's choice)."""
@@ -49,9 +65,9 @@ def torch_threads(count: int | None):
         torch.set_num_threads(previous)
 
 
-def compose_training(workdir: Path, name: str, overrides: list[str]) -> DictConfig:
-    """The real training config with ``overrides``, quiet, its run folder under ``workdir``."""
-    cfg = compose_conf("train", [*QUIET, *overrides])
+def compose_training(workdir: Path, name: str, overrides: list[str], quiet: bool = True) -> DictConfig:
+    """The real training config with ``overrides``, quiet (or only unlogged), its run folder under ``workdir``."""
+    cfg = compose_conf("train", [*(QUIET if quiet else UNLOGGED), *overrides])
     with open_dict(cfg):
         cfg.paths.output_dir = str(workdir / "runs" / name)
         cfg.paths.data_dir = str(workdir / "data")
@@ -82,14 +98,17 @@ def train_with_clock(
     reference: bool = False,
     threads: int | None = None,
     return_model: bool = False,
+    default_run: bool = False,
 ):
     """Train the composed config with a :class:`StepClock`; its summary (and the module if asked).
 
-    ``reference=True`` swaps the network for MONAI's UNet (:func:`monai_unet`).
+    ``reference=True`` swaps the network for MONAI's UNet (:func:`monai_unet`). ``default_run=True``
+    keeps the default callbacks (early stopping, checkpoints, validation panel) and tests the best
+    checkpoint afterwards, as ``python train.py`` does: the summary gains ``test_dice``.
     """
     from brainseg.training.train import build
 
-    cfg = compose_training(workdir, name, overrides)
+    cfg = compose_training(workdir, name, overrides, quiet=not default_run)
     with open_dict(cfg):
         if reference:
             cfg.model.net = OmegaConf.create(monai_unet(cfg.model.net))
@@ -103,13 +122,16 @@ def train_with_clock(
     clock = next(callback for callback in trainer.callbacks if isinstance(callback, StepClock))
     with torch_threads(threads):
         trainer.fit(model, datamodule=datamodule)
+        tested = trainer.test(model, datamodule=datamodule, ckpt_path="best", verbose=False) if default_run else [{}]
     summary = {
+        "network": str(cfg.model.net._target_).rsplit(".", 1)[-1],
         "precision": str(cfg.trainer.precision),
         "batch_size": int(cfg.data.batch_size),
         "image_size": int(cfg.data.image_size),
         "threads": threads or torch.get_num_threads(),
         "target_dice": target_dice,
         **clock.summary(),
+        **({"test_dice": float(tested[0]["test/dice"])} if default_run else {}),
     }
     return (summary, model) if return_model else summary
 
@@ -197,13 +219,16 @@ def step_throughput(
     }
 
 
-def _nets(cfg: DictConfig) -> dict:
+def _nets(cfg: DictConfig, overrides: list[str]) -> dict:
     """Builders of our network (as configured, and with half the channels: what a smaller model would
-    gain) and of the MONAI reference, if MONAI is installed."""
+    gain), of the :data:`CANDIDATES`, and of the MONAI reference, if MONAI is installed."""
     from hydra.utils import instantiate
 
     half = [max(1, int(c) // 2) for c in cfg.model.net.channels]
     builders = {"ours": lambda: instantiate(cfg.model.net), "ours half channels": lambda: instantiate(cfg.model.net, channels=half)}
+    for name, extra in CANDIDATES.items():  # each candidate's network, as its loop builds it
+        net = compose_conf("train", [*overrides, *extra]).model.net
+        builders[name.removesuffix(" fp32")] = lambda net=net: instantiate(net)
     try:
         import monai  # noqa: F401
 
@@ -226,10 +251,11 @@ def run(
     our fp32 network trained to the target, for the inference benchmark."""
     cfg = compose_training(workdir, "probe", overrides)
     image_size, batch, in_channels = int(cfg.data.image_size), int(cfg.data.batch_size), int(cfg.model.net.in_channels)
-    builders = _nets(cfg)
+    builders = _nets(cfg, overrides)
     cores = torch.get_num_threads()
 
     flops = {name: gflop_per_image(build(), in_channels, image_size) for name, build in builders.items()}
+    parameters = {name: sum(p.numel() for p in build().parameters()) for name, build in builders.items()}
     variants = {
         "ours fp32": dict(net="ours"),
         "ours bf16 autocast": dict(net="ours", bf16=True),
@@ -251,6 +277,12 @@ def run(
     )
     if "monai" in builders:
         loop["monai fp32"] = train_with_clock(workdir, "monai-fp32", overrides, target_dice, max_seconds, reference=True)
+    for name, extra in CANDIDATES.items():
+        loop[name] = train_with_clock(workdir, name.replace(" ", "-"), [*overrides, *extra], target_dice, max_seconds)
+    default_runs = {
+        name: train_with_clock(workdir, f"default-{name}", [*overrides, *extra], default_run=True)
+        for name, extra in (("ours", []), ("unet_classic", ["model=unet_classic"]))
+    }
 
     step = {}
     for name, options in variants.items():
@@ -265,8 +297,11 @@ def run(
         "threads": cores,
         "target_dice": target_dice,
         "gflop_per_image": flops,
+        "parameters": parameters,
         "step": step,
         "loop": loop,
+        "default_run": default_runs,
+        "default_run_time_vs_classic": ratio(default_runs["ours"]["train_seconds"], default_runs["unet_classic"]["train_seconds"]),
         "ours_vs_reference_images_per_s": ratio(loop["ours fp32"]["images_per_s"], reference.get("images_per_s")),
         "ours_vs_reference_time_to_target": ratio(loop["ours fp32"]["seconds_to_target"], reference.get("seconds_to_target")),
         "bf16_vs_fp32_images_per_s": ratio(loop["ours bf16-mixed"]["images_per_s"], loop["ours fp32"]["images_per_s"]),
