@@ -17,11 +17,11 @@ import numpy as np
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from brainseg.data.augmentation import Augmentation
 from brainseg.data.cache import dataset_cache_dir
 from brainseg.data.normalization import ct_statistics
 from brainseg.data.preparation import PreparedDataset, Representation, prepare_dataset
 from brainseg.data.preprocessing import Preprocessing
-from brainseg.data.transforms import Augmentation
 
 log = logging.getLogger(__name__)
 

@@ -13,16 +13,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from brainseg.data.augmentation import Augmentation
 from brainseg.data.baseline import score_baseline
 from brainseg.data.datamodule import BrainDataModule
 from brainseg.data.preprocessing import Preprocessing
 from brainseg.data.projection import MipRepresentation, Projection
-from brainseg.data.transforms import (
-    Augmentation,
-    SquareFit,
-    fit_to_square,
-    plan_square_fit,
-)
+from brainseg.data.transforms import SquareFit, fit_to_square, plan_square_fit
 
 
 @dataclass

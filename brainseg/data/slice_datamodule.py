@@ -21,11 +21,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from brainseg.data.augmentation import Augmentation
 from brainseg.data.axial import context_indices, crop_around
 from brainseg.data.datamodule import BrainDataModule
 from brainseg.data.preprocessing import Preprocessing
 from brainseg.data.slices import SliceRepresentation, SliceStack
-from brainseg.data.transforms import AIR_HU, Augmentation
+from brainseg.data.transforms import AIR_HU
 
 log = logging.getLogger(__name__)
 

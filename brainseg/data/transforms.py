@@ -1,13 +1,11 @@
-"""Resizing to the network's input size and training-time augmentation, in torch.
+"""Fitting a projection into the network's square input and back, in torch.
 
 Images are resized with antialiased bilinear interpolation, masks with nearest neighbour so
-they stay {0, 1}. Augmentation applies one random affine (flip, rotation, scale, shift) to the
-image and its mask together, then intensity jitter to the image alone.
+they stay {0, 1}. Training-time augmentation is in :mod:`brainseg.data.augmentation`.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,55 +72,3 @@ def restore_from_square(values: torch.Tensor, fit: SquareFit) -> torch.Tensor:
     rows = slice(fit.pad_rows[0], fit.pad_rows[0] + fit.original_shape[0])
     cols = slice(fit.pad_cols[0], fit.pad_cols[0] + fit.original_shape[1])
     return restored[rows, cols]
-
-
-@dataclass
-class Augmentation:
-    """Random training augmentation; each knob at 0 switches that part off.
-
-    Args:
-        flip_lr: probability of a left-right flip (anatomically plausible for axial views).
-        flip_ap: probability of an anterior-posterior flip. Defaults to 0 (not plausible).
-        rotate_deg: maximum absolute in-plane rotation, degrees.
-        scale: maximum relative zoom in or out (0.1 = 0.9x to 1.1x).
-        translate: maximum shift as a fraction of the image size.
-        intensity_scale: maximum relative change of contrast.
-        intensity_shift: maximum additive shift, in normalized units.
-        noise_std: standard deviation of added Gaussian noise, in normalized units.
-    """
-
-    flip_lr: float = 0.5
-    flip_ap: float = 0.0
-    rotate_deg: float = 15.0
-    scale: float = 0.1
-    translate: float = 0.05
-    intensity_scale: float = 0.1
-    intensity_shift: float = 0.05
-    noise_std: float = 0.01
-
-    def _uniform(self, limit: float) -> float:
-        return (torch.rand(()).item() * 2 - 1) * limit
-
-    def __call__(self, image: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Augment a ``(C, H, W)`` image and its ``(1, H, W)`` float mask together."""
-        angle = math.radians(self._uniform(self.rotate_deg))
-        zoom = 1.0 + self._uniform(self.scale)
-        flip_x = -1.0 if torch.rand(()).item() < self.flip_lr else 1.0
-        flip_y = -1.0 if torch.rand(()).item() < self.flip_ap else 1.0
-        if angle or zoom != 1.0 or flip_x < 0 or flip_y < 0 or self.translate:
-            cos, sin = math.cos(angle) / zoom, math.sin(angle) / zoom
-            theta = torch.tensor(
-                [
-                    [cos * flip_x, -sin, self._uniform(self.translate) * 2],
-                    [sin, cos * flip_y, self._uniform(self.translate) * 2],
-                ],
-                dtype=torch.float32,
-            )[None]
-            grid = F.affine_grid(theta, [1, *image.shape], align_corners=False)
-            image = F.grid_sample(image[None], grid, mode="bilinear", padding_mode="border", align_corners=False)[0]
-            mask = F.grid_sample(mask[None], grid, mode="nearest", padding_mode="zeros", align_corners=False)[0]
-        if self.intensity_scale or self.intensity_shift:
-            image = image * (1.0 + self._uniform(self.intensity_scale)) + self._uniform(self.intensity_shift)
-        if self.noise_std:
-            image = image + torch.randn_like(image) * self.noise_std
-        return image, mask

@@ -6,14 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from brainseg.data.augmentation import Augmentation
 from brainseg.data.datamodule import split_cases
 from brainseg.data.mip_datamodule import MipDataModule
-from brainseg.data.transforms import (
-    Augmentation,
-    fit_to_square,
-    plan_square_fit,
-    restore_from_square,
-)
+from brainseg.data.transforms import fit_to_square, plan_square_fit, restore_from_square
 from tests.conftest import make_dataset
 
 
