@@ -113,21 +113,24 @@ def crop_padding(stack: torch.Tensor, pad: tuple[int, int, int, int]) -> torch.T
     return stack[..., top : stack.shape[-2] - bottom, left : stack.shape[-1] - right]
 
 
-def crop_around(stack: np.ndarray, size: int, centre: tuple[float, float], value: float) -> np.ndarray:
-    """Cut a ``size x size`` crop centred near ``centre`` from the last two dims, padding with ``value``.
+def crop_around(stack: np.ndarray, size: int | tuple[int, int], centre: tuple[float, float], value: float) -> np.ndarray:
+    """Cut a ``size`` crop (a side, or (rows, cols)) centred near ``centre`` from the last two
+    dims, padding with ``value``.
 
-    Used for training batches: the crop stays inside the image when the image is larger,
-    and the image sits in the middle of the crop when it is smaller.
+    The crop stays inside the image when the image is larger (training crops around the brain),
+    and the image sits in the middle of the crop when it is smaller (whole slices padded to a
+    common shape for validation).
     """
-    out = np.full((*stack.shape[:-2], size, size), value, dtype=stack.dtype)
+    rows, cols = (size, size) if isinstance(size, int) else size
+    out = np.full((*stack.shape[:-2], rows, cols), value, dtype=stack.dtype)
     starts = []
-    for length, middle in zip(stack.shape[-2:], centre):
-        if length <= size:
-            starts.append(-((size - length) // 2))
+    for length, middle, side in zip(stack.shape[-2:], centre, (rows, cols)):
+        if length <= side:
+            starts.append(-((side - length) // 2))
         else:
-            starts.append(int(np.clip(round(middle - size / 2), 0, length - size)))
+            starts.append(int(np.clip(round(middle - side / 2), 0, length - side)))
     (r0, c0), (h, w) = starts, stack.shape[-2:]
-    src_r, src_c = slice(max(r0, 0), min(r0 + size, h)), slice(max(c0, 0), min(c0 + size, w))
+    src_r, src_c = slice(max(r0, 0), min(r0 + rows, h)), slice(max(c0, 0), min(c0 + cols, w))
     dst_r = slice(src_r.start - r0, src_r.stop - r0)
     dst_c = slice(src_c.start - c0, src_c.stop - c0)
     out[..., dst_r, dst_c] = stack[..., src_r, src_c]

@@ -47,7 +47,7 @@ class MipDataset(Dataset):
         image, mask = case.image, case.mask.float()
         if self.augmentation is not None:
             image, mask = self.augmentation(image, mask)
-        return {"image": image, "mask": mask, "index": index}
+        return {"image": image, "mask": mask, "index": index, "case": index}
 
 
 class MipDataModule(BrainDataModule):

@@ -3,10 +3,12 @@
 Each case is reoriented to RAS voxel order and cut into axial slices resampled in-plane to
 ``spacing_mm`` (:mod:`brainseg.data.slices`), the same geometry :mod:`brainseg.inference.volume`
 uses at inference. A sample is one slice, with ``(in_channels - 1) / 2`` neighbours on each side
-as extra channels (2.5-D), cut to a ``crop_size`` square around the brain. Training sees
-every slice that holds brain and, each epoch, a fresh random draw of brain-free slices
+as extra channels (2.5-D). Training cuts a ``crop_size`` square around the brain and sees every
+slice that holds brain and, each epoch, a fresh random draw of brain-free slices
 (``empty_slice_ratio`` of them per brain slice), so the network also learns where the brain
-is not: the neck, the vertex above the skull. Validation and test see every slice.
+is not: the neck, the vertex above the skull. Validation and test see every slice whole, as
+inference does (padded with air to one shape per split), and each sample names its case, so
+the module can score each case's volume in 3-D (``val/case_dice``).
 
 Discovery, validation, the split, normalization, augmentation and the run files are those
 of :class:`~brainseg.data.datamodule.BrainDataModule`.
@@ -30,6 +32,8 @@ from brainseg.data.transforms import AIR_HU
 
 log = logging.getLogger(__name__)
 
+WHOLE_SLICE_MULTIPLE = 32  # whole slices are padded to multiples of this: any network up to 5 halvings
+
 
 @dataclass
 class PanelSlice:
@@ -48,7 +52,9 @@ class SliceDataset(Dataset):
         stacks: the cases' slice stacks (HU int16, masks uint8).
         items: (N, 2) array of (index into ``stacks``, slice index).
         context: neighbours on each side stacked as channels (0 for 2-D).
-        size: side of the square crop cut around each case's brain, pixels.
+        size: side of the square crop cut around each case's brain, pixels; ``None`` for whole
+            slices, each padded with air to the largest slice of ``stacks`` (rounded up to
+            ``WHOLE_SLICE_MULTIPLE``).
         normalize: HU -> network input.
         augmentation: applied to image and mask together (training only).
     """
@@ -58,17 +64,22 @@ class SliceDataset(Dataset):
         stacks: list[SliceStack],
         items: np.ndarray,
         context: int,
-        size: int,
+        size: int | None,
         normalize,
         augmentation: Augmentation | None = None,
     ):
         self.stacks = stacks
         self.items = items
         self.context = context
-        self.size = size
         self.normalize = normalize
         self.augmentation = augmentation
-        self.centres = [brain_centre(stack.mask) for stack in stacks]
+        if size is None:
+            largest = np.max([stack.hu.shape[1:] for stack in stacks], axis=0) if stacks else np.array([8, 8])
+            self.size = tuple(int(-(-n // WHOLE_SLICE_MULTIPLE) * WHOLE_SLICE_MULTIPLE) for n in largest)
+            self.centres = [(stack.hu.shape[1] / 2, stack.hu.shape[2] / 2) for stack in stacks]
+        else:
+            self.size = size
+            self.centres = [brain_centre(stack.mask) for stack in stacks]
 
     def __len__(self) -> int:
         return len(self.items)
@@ -87,7 +98,7 @@ class SliceDataset(Dataset):
         image, target = torch.from_numpy(self.normalize(hu)), torch.from_numpy(mask).float()
         if self.augmentation is not None:
             image, target = self.augmentation(image, target)
-        return {"image": image, "mask": target, "index": index}
+        return {"image": image, "mask": target, "index": index, "case": case}
 
 
 def brain_centre(mask: np.ndarray) -> tuple[float, float]:
@@ -169,8 +180,9 @@ class SliceDataModule(BrainDataModule):
     def dataset(self, split: str, train: bool) -> SliceDataset:
         stacks = self.stacks[split]
         items = np.array([(c, z) for c, stack in enumerate(stacks) for z in range(len(stack.hu))], dtype=np.int64).reshape(-1, 2)
-        augmentation = self.augmentation if train else None
-        return SliceDataset(stacks, items, self.context, self.crop_size, self.normalize, augmentation)
+        if train:
+            return SliceDataset(stacks, items, self.context, self.crop_size, self.normalize, self.augmentation)
+        return SliceDataset(stacks, items, self.context, None, self.normalize)
 
     def sampler(self, dataset: SliceDataset) -> EmptySliceSampler:
         holds_brain = np.array([dataset.stacks[c].mask[z].any() for c, z in dataset.items], dtype=bool)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 import pytorch_lightning as pl
 import torch
 from torch import nn
+from torchmetrics import Metric
 from torchmetrics.segmentation import DiceScore, MeanIoU
 
 STAGES = ("train", "val", "test")
@@ -33,6 +34,33 @@ def make_metrics() -> nn.ModuleDict:
         warnings.filterwarnings("ignore", message=".*DiceScore metric currently defaults.*")
         dice = DiceScore(num_classes=2, include_background=False, input_format="index", average="micro")
     return nn.ModuleDict({"dice": dice, "iou": MeanIoU(num_classes=2, include_background=False, input_format="index")})
+
+
+class CaseDice(Metric):
+    """Mean over cases of each case's Dice, whatever number of samples a case spans.
+
+    In MIP mode a case is one image; in slice mode it is every slice of the volume, so this is
+    the 3-D Dice of the volume, as inference and evaluation score it (before post-processing).
+    A case with an empty mask and an empty prediction is left out, as in :func:`make_metrics`.
+    """
+
+    full_state_update = False
+
+    def __init__(self):
+        super().__init__()
+        self.add_state("counts", default=[], dist_reduce_fx="cat")  # rows: case, overlap, predicted, true
+
+    def update(self, prediction: torch.Tensor, truth: torch.Tensor, case: torch.Tensor) -> None:
+        dims = tuple(range(1, prediction.ndim))
+        overlap, predicted, true = (prediction * truth).sum(dims), prediction.sum(dims), truth.sum(dims)
+        self.counts.append(torch.stack([case.to(overlap), overlap, predicted, true], dim=1).double())
+
+    def compute(self) -> torch.Tensor:
+        counts = torch.cat(self.counts) if isinstance(self.counts, list) else self.counts
+        cases, index = torch.unique(counts[:, 0], return_inverse=True)
+        totals = torch.zeros(len(cases), 3, dtype=torch.float64, device=counts.device).index_add_(0, index, counts[:, 1:])
+        scored = totals[:, 1] + totals[:, 2] > 0
+        return (2 * totals[scored, 0] / (totals[scored, 1] + totals[scored, 2])).mean().float()
 
 
 class SegmentationModule(pl.LightningModule):
@@ -65,6 +93,7 @@ class SegmentationModule(pl.LightningModule):
         self.scheduler_config = dict(scheduler) if scheduler else None
         self.threshold = threshold
         self.metrics = nn.ModuleDict({stage: make_metrics() for stage in ("fit", "val", "test")})
+        self.case_dice = nn.ModuleDict({stage: CaseDice() for stage in ("val", "test")})
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """Logits of the brain class, shape (N, 1, H, W)."""
@@ -88,6 +117,9 @@ class SegmentationModule(pl.LightningModule):
         for name, metric in metrics.items():
             metric(prediction, truth)
             self.log(f"{stage}/{name}", metric, on_step=False, on_epoch=True, prog_bar=name == "dice", batch_size=size)
+        if stage in self.case_dice and "case" in batch:
+            self.case_dice[stage](prediction, truth, batch["case"])
+            self.log(f"{stage}/case_dice", self.case_dice[stage], on_step=False, on_epoch=True, batch_size=size)
         return loss
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:

@@ -105,7 +105,7 @@ def test_neighbouring_slices_are_the_extra_channels(datamodule):
     dataset = datamodule.val_dataloader().dataset
     stack = datamodule.stacks["val"][0]
     hu, _ = dataset.crop(0, 5)
-    centre = crop_around(stack.hu[[4, 5, 6]], 32, dataset.centres[0], value=-1024)
+    centre = crop_around(stack.hu[[4, 5, 6]], dataset.size, dataset.centres[0], value=-1024)
     assert np.array_equal(hu, centre.astype(np.float32))
 
 
@@ -114,6 +114,24 @@ def test_the_checkpoint_learns_how_slices_were_made(datamodule):
     assert prep.mode == "slices" and prep.spacing_mm == 1.0 and prep.input_size == 32
     assert prep.in_channels == 3 and prep.context_slices == 1
     assert Preprocessing.from_dict(datamodule.state_dict()["preprocessing"]) == prep  # what a checkpoint carries
+
+
+def test_validation_sees_whole_slices_where_training_sees_crops_around_the_brain(tmp_path):
+    root = make_dataset(tmp_path / "ds", n=6, shape=(40, 36, 12))
+    module = SliceDataModule(root=str(root), cache_dir=str(tmp_path / "cache"), spacing_mm=1.0, crop_size=16,
+                             in_channels=1, batch_size=4, run_dir=str(tmp_path / "run"))
+    module.prepare_data()
+    module.setup("fit")
+    assert next(iter(module.train_dataloader()))["image"].shape[-2:] == (16, 16)
+    dataset = module.val_dataloader().dataset
+    for (case, z) in dataset.items:
+        stack = module.stacks["val"][case]
+        assert all(side % 32 == 0 and side >= n for side, n in zip(dataset.size, stack.hu.shape[1:]))
+        hu, mask = dataset.crop(case, z)
+        assert mask.sum() == stack.mask[z].sum()  # nothing of the slice is cut away, brain or not
+        assert (hu > -1000).sum() == (stack.hu[z] > -1000).sum()
+    batch = next(iter(module.val_dataloader()))
+    assert batch["case"].tolist() == dataset.items[:4, 0].tolist()  # each sample names its case: 3-D scores
 
 
 def test_panels_show_one_slice_per_case(datamodule):

@@ -56,3 +56,15 @@ def test_optimizer_and_scheduler_are_built_from_partials():
     assert isinstance(configured["optimizer"], torch.optim.Adam)
     assert isinstance(configured["lr_scheduler"]["scheduler"], torch.optim.lr_scheduler.StepLR)
     assert isinstance(_module(scheduler={"scheduler": None}).configure_optimizers(), torch.optim.Adam)
+
+
+def test_case_dice_scores_each_case_over_all_its_samples_then_averages_the_cases():
+    from brainseg.models.module import CaseDice
+
+    metric = CaseDice()
+    prediction = torch.tensor([[1, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 0], [1, 1, 1, 1]]).view(4, 2, 2)
+    truth = torch.tensor([[1, 0, 0, 0], [1, 0, 0, 0], [0, 0, 0, 0], [1, 1, 0, 0]]).view(4, 2, 2)
+    metric.update(prediction[:2], truth[:2], torch.tensor([0, 0]))  # case 0 spans two samples
+    metric.update(prediction[2:], truth[2:], torch.tensor([1, 2]))  # case 1 is empty in both: left out
+    # case 0: overlap 2, predicted 3, true 2 -> 0.8; case 2: overlap 2, predicted 4, true 2 -> 2/3
+    assert metric.compute().item() == pytest.approx((0.8 + 2 / 3) / 2)
