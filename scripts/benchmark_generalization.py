@@ -1,9 +1,10 @@
-"""How far does a model trained on the default synthetic data carry? Score it on its own test
-split and on cases drawn with another seed from the wider randomization, report the Dice drop.
+"""Where do the models hold and where do they fail? Score them on cases drawn from a wide
+randomization, grouped by acquisition and anatomy (the generalization matrix).
 
-    python scripts/benchmark_generalization.py ckpt_path=PATH [n_cases=20] [seed=1000] [preset=wide]
+    python scripts/benchmark_generalization.py ckpt_path=MIP_CKPT [volume_ckpt_path=VOLUME_CKPT] [n_cases=100]
 
-Writes docs/generalization.md (a table) and docs/generalization.json. Options: conf/benchmark_generalization.yaml.
+Writes docs/generalization.md (the matrix), docs/generalization.json and the worst cases' pictures.
+Options: conf/benchmark_generalization.yaml.
 """
 
 import hydra

@@ -13,7 +13,9 @@ from brainseg.cli import run_safely
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
-    from brainseg.evaluation.evaluate import evaluate  # here, not at the top: `--help` needs Hydra only
+    from brainseg.evaluation.evaluate import (
+        evaluate,  # here, not at the top: `--help` needs Hydra only
+    )
 
     run_safely(evaluate, cfg)  # 2-D or 3-D scores, as the checkpoint was trained
 

@@ -13,7 +13,9 @@ from brainseg.cli import run_safely
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="export")
 def main(cfg: DictConfig) -> None:
-    from brainseg.inference.export import export  # here, not at the top: `--help` needs Hydra only
+    from brainseg.inference.export import (
+        export,  # here, not at the top: `--help` needs Hydra only
+    )
 
     run_safely(export, cfg)
 

@@ -15,7 +15,9 @@ from brainseg.cli import run_safely
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
 def main(cfg: DictConfig) -> None:
-    from brainseg.inference.predict import predict  # here, not at the top: `--help` needs Hydra only
+    from brainseg.inference.predict import (
+        predict,  # here, not at the top: `--help` needs Hydra only
+    )
 
     if run_safely(predict, cfg):  # failures after predicting all the others
         sys.exit(1)

@@ -11,7 +11,9 @@ from brainseg.cli import run_safely
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="preprocess")
 def main(cfg: DictConfig) -> None:
-    from brainseg.data.preprocess import preprocess  # here, not at the top: `--help` needs Hydra only
+    from brainseg.data.preprocess import (
+        preprocess,  # here, not at the top: `--help` needs Hydra only
+    )
 
     run_safely(preprocess, cfg)
 

@@ -66,14 +66,20 @@ def test_render_gallery_draws_a_row_per_case(tmp_path):
 
 
 @pytest.mark.slow
-def test_benchmark_generalization_writes_its_page(trained_run, tmp_path):
+def test_benchmark_generalization_writes_the_matrix_and_the_worst_cases(trained_run, slice_checkpoint, tmp_path):
     checkpoint = trained_run / "checkpoints" / "last.ckpt"
-    run_script("benchmark_generalization", f"ckpt_path={checkpoint}", "n_cases=2", "preset=default", cwd=tmp_path)
+    run_script("benchmark_generalization", f"ckpt_path={checkpoint}", f"volume_ckpt_path={slice_checkpoint}", "n_cases=3",
+               "preset=default", "workers=1", cwd=tmp_path)
     report = json.loads((tmp_path / "docs" / "generalization.json").read_text())
-    assert set(report["scores"]) == {"in_distribution", "default"} and isinstance(report["dice_drop"], float)
-    assert "| in_distribution |" in (tmp_path / "docs" / "generalization.md").read_text()
-    assert (tmp_path / "data" / "synthetic" / "default-seed1000-n2" / "CTA images").is_dir()
-    assert (tmp_path / "outputs" / "benchmark_generalization" / "default" / "per_case.csv").is_file()
+    rows = {(row["group"], row["value"]): row for row in report["matrix"]}
+    assert rows[("all cases", "all")]["cases"] == 3
+    assert sum(row["cases"] for (group, _), row in rows.items() if group == "field of view") == 3  # every case in one row of a group
+    assert all(0 <= row["mip_dice_mean"] <= 1 and 0 <= row["volume_footprint_dice_mean"] <= 1 for row in rows.values())
+    page = (tmp_path / "docs" / "generalization.md").read_text()
+    assert "| all cases | all | 3 |" in page and "generalization_worst_volume.png" in page
+    assert (tmp_path / "docs" / "generalization_worst_mip.png").is_file()
+    records = json.loads((tmp_path / "data" / "synthetic" / "default-seed1000-n3" / "cases.json").read_text())
+    assert sorted(records) == ["synth_0000", "synth_0001", "synth_0002"] and "fov_kind" in records["synth_0000"]
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,7 @@ import math
 import warnings
 from dataclasses import dataclass
 
+import nibabel as nib
 import numpy as np
 import torch
 from scipy import ndimage
@@ -30,7 +31,10 @@ from torchmetrics.functional.segmentation import dice_score, mean_iou
 from brainseg.data.baseline import dice
 
 SCORES = ("dice", "iou", "precision", "recall", "hd95_mm")  # 2-D, per MIP
-VOLUME_SCORES = ("dice", "hd95_mm", "volume_ml", "volume_truth_ml", "volume_difference_ml")  # 3-D, per volume
+VOLUME_SCORES = (  # 3-D, per volume
+    "dice", "hd95_mm", "volume_ml", "volume_truth_ml", "volume_difference_ml",
+    "footprint_dice", "dice_inferior_third", "dice_middle_third", "dice_superior_third",
+)
 BOTH_EMPTY_POLICIES = ("exclude", "one")
 
 
@@ -142,7 +146,8 @@ def volume_ml(mask: np.ndarray, affine: np.ndarray) -> float:
 
 
 def score_volume(prediction: np.ndarray, truth: np.ndarray, affine: np.ndarray) -> dict[str, float]:
-    """Dice, HD95 (mm), both volumes and their difference (prediction - truth, mL) of two masks on one grid."""
+    """Dice, HD95 (mm), both volumes and their difference (prediction - truth, mL) of two masks on
+    one grid, plus :func:`score_regions`."""
     if prediction.shape != truth.shape:
         raise ValueError(f"prediction shape {prediction.shape} differs from truth shape {truth.shape}")
     predicted, expected = volume_ml(prediction, affine), volume_ml(truth, affine)
@@ -152,4 +157,28 @@ def score_volume(prediction: np.ndarray, truth: np.ndarray, affine: np.ndarray) 
         "volume_ml": predicted,
         "volume_truth_ml": expected,
         "volume_difference_ml": predicted - expected,
+        **score_regions(prediction, truth, affine),
     }
+
+
+def score_regions(prediction: np.ndarray, truth: np.ndarray, affine: np.ndarray) -> dict[str, float]:
+    """Where a 3-D mask is right or wrong along the patient's S axis.
+
+    * ``footprint_dice``: Dice of the two masks' projections along S (the union over axial
+      slices), what a MIP model predicts: a 3-D model scored as a MIP model is;
+    * ``dice_{inferior,middle,superior}_third``: 3-D Dice within each third of the true brain's
+      S extent (skull base, middle, vertex), so that a weak skull base cannot hide in a good mean.
+    """
+    orientation = nib.orientations.io_orientation(np.asarray(affine))  # nearest RAS axes (tilt: a shear, ignored here)
+    predicted = nib.orientations.apply_orientation(np.asarray(prediction, bool), orientation)
+    expected = nib.orientations.apply_orientation(np.asarray(truth, bool), orientation)
+    scores = {"footprint_dice": dice(predicted.any(axis=2), expected.any(axis=2))}
+    levels = np.flatnonzero(expected.any(axis=(0, 1)))
+    edges = np.linspace(levels[0], levels[-1] + 1, 4).round().astype(int) if len(levels) else None
+    for name, third in zip(("inferior", "middle", "superior"), range(3)):
+        if edges is None:
+            scores[f"dice_{name}_third"] = float("nan")
+            continue
+        z = slice(edges[third], edges[third + 1])
+        scores[f"dice_{name}_third"] = dice(predicted[:, :, z], expected[:, :, z])
+    return scores

@@ -1,71 +1,204 @@
-"""How far a model trained on the default synthetic data carries (``python scripts/benchmark_generalization.py``).
+"""The generalization matrix (``python scripts/benchmark_generalization.py``): where the models hold and where they fail.
 
-The checkpoint is scored on its own test split and on cases drawn with another seed from a
-wider randomization (``SyntheticConfig.wide()`` by default), each as ``scripts/evaluate.py``
-scores it; the figure is the drop in mean Dice. Written to docs/generalization.{md,json}.
+About a hundred cases are drawn from a wide randomization (``SyntheticConfig.wide()`` by
+default) with a seed no training uses; each case's acquisition and anatomy are recorded. The
+MIP model and, when given, the 3-D model score every case as ``scripts/evaluate.py`` does.
+The rows group the cases by one property at a time (field of view, slice spacing, pixel size,
+storage orientation, tilt, contrast phase, noise, head size, pathology, metal, skull defect);
+the columns are the MIP model's Dice, the 3-D model's Dice and HD95, the 3-D model's Dice on
+each third of the brain from the skull base up, and the Dice of the 3-D mask's footprint (its
+projection along S) scored as the MIP model is. Below the table: the worst case of each mode.
+Written to docs/generalization.{md,json} and docs/generalization_worst_{mip,volume}.png.
 """
 
 from __future__ import annotations
 
+import csv
 import json
+import math
+import os
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+
+import numpy as np
 
 from benchmarks.common import compose_conf
 from brainseg.evaluation.evaluate import evaluate
-from brainseg.synthetic import SyntheticConfig, synthesize_dataset
+from brainseg.synthetic import (
+    SyntheticConfig,
+    case_paths,
+    case_seed,
+    generate_case,
+    write_case,
+)
 
-SCORES = ("dice", "iou", "hd95_mm")  # the summary columns, from evaluate's "<score>/mean"
+# (row group, the property of a case's record that puts it in a row); None leaves a case out of the group.
+GROUPS = {
+    "field of view": lambda m: m["fov_kind"],
+    "slice spacing": lambda m: _bin(m["spacing_mm"][2], (1.0, 2.5, 4.0), "mm"),
+    "pixel size": lambda m: _bin(m["spacing_mm"][0], (0.5, 0.8, 1.3), "mm"),
+    "storage orientation": lambda m: m["orientation"],
+    "gantry tilt": lambda m: "tilted" if abs(m["gantry_tilt_deg"]) > 0.5 else "none",
+    "contrast phase": lambda m: m.get("phase", "arterial"),
+    "noise": lambda m: _bin(m["noise_hu"], (8.0, 16.0, 25.0), "HU"),
+    "head size": lambda m: None if "head_scale" not in m else _bin(m["head_scale"], (0.9, 1.0, 1.08), "x"),
+    "pathology": lambda m: ", ".join(sorted(k for k, v in (m.get("pathology") or {}).items() if v)) or "none",
+    "metal": lambda m: None if "dental_metal" not in m else ("dental metal" if m["dental_metal"] else "none"),
+    "skull defect": lambda m: m.get("skull_defect") or "none",
+}
+MIP_COLUMNS = ("dice",)
+VOLUME_COLUMNS = ("dice", "hd95_mm", "dice_inferior_third", "dice_middle_third", "dice_superior_third", "footprint_dice")
 
 
-def score(ckpt_path: str, output_dir: Path, overrides: list[str]) -> dict:
-    """The metrics ``scripts/evaluate.py ckpt_path=... <overrides>`` reports; its files go to ``output_dir``."""
-    return evaluate(compose_conf("evaluate", [f"ckpt_path={ckpt_path}", f"paths.output_dir={output_dir}", *overrides]))
+def _bin(value: float, edges: tuple[float, ...], unit: str) -> str:
+    """The interval of ``edges`` that holds ``value``, as a label ('< 1 mm', '1-2.5 mm', '>= 4 mm')."""
+    for low, high in zip((None, *edges), (*edges, None)):
+        if high is None or value < high:
+            if low is None:
+                return f"< {high:g} {unit}"
+            return f">= {low:g} {unit}" if high is None else f"{low:g}-{high:g} {unit}"
+    raise AssertionError("unreachable")
+
+
+def _make_case(arguments: tuple[Path, str, int, SyntheticConfig]) -> tuple[str, dict]:
+    root, case_id, seed, config = arguments
+    case = generate_case(seed, config)
+    write_case(case, root, case_id)
+    return case_id, case.meta
+
+
+def make_cases(root: Path, n: int, seed: int, config: SyntheticConfig, workers: int | None = None) -> dict[str, dict]:
+    """Generate ``n`` cases into ``root`` (dataset layout) with their records in ``cases.json``;
+    cases already there are kept, with their records."""
+    root.mkdir(parents=True, exist_ok=True)
+    records_path = root / "cases.json"
+    records = json.loads(records_path.read_text()) if records_path.is_file() else {}
+    todo = [(root, f"synth_{i:04d}", case_seed(seed, i), config) for i in range(n)]
+    todo = [t for t in todo if t[1] not in records or not all(p.exists() for p in case_paths(root, t[1]))]
+    with ProcessPoolExecutor(max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))) as pool:
+        for case_id, meta in pool.map(_make_case, todo):
+            records[case_id] = meta
+    records_path.write_text(json.dumps(records, indent=1, default=float) + "\n")
+    return {f"synth_{i:04d}": records[f"synth_{i:04d}"] for i in range(n)}
+
+
+def score(ckpt_path: str, dataset: Path, output_dir: Path) -> dict[str, dict]:
+    """Per-case rows of ``scripts/evaluate.py ckpt_path=... data.root=dataset`` (its files go to ``output_dir``)."""
+    evaluate(compose_conf("evaluate", [f"ckpt_path={ckpt_path}", f"data.root={dataset}", f"paths.output_dir={output_dir}"]))
+    with open(output_dir / "per_case.csv", newline="") as stream:
+        return {row["case_id"]: {key: _number(value) for key, value in row.items()} for row in csv.DictReader(stream)}
+
+
+def _number(text: str):
+    try:
+        return float(text)
+    except ValueError:
+        return text or None
+
+
+def _stats(values: list) -> dict[str, float | None]:
+    finite = [v for v in values if isinstance(v, float) and math.isfinite(v)]
+    if not finite:
+        return {"mean": None, "worst": None, "max": None}
+    return {"mean": float(np.mean(finite)), "worst": float(np.min(finite)), "max": float(np.max(finite))}
+
+
+def matrix(records: dict[str, dict], mip: dict[str, dict], volume: dict[str, dict] | None) -> list[dict]:
+    """One row per (group, value): case count and mean and worst of each column ("all cases" first);
+    for HD95 the worst is the largest."""
+    groups = {"all cases": lambda m: "all"} | GROUPS
+    rows = []
+    for group, key in groups.items():
+        members: dict[str, list[str]] = {}
+        for case_id, meta in records.items():
+            label = key(meta)
+            if label is not None:
+                members.setdefault(label, []).append(case_id)
+        for label in sorted(members):
+            ids = members[label]
+            row = {"group": group, "value": label, "cases": len(ids)}
+            stats = _stats([mip.get(i, {}).get("dice") for i in ids])
+            row["mip_dice_mean"], row["mip_dice_worst"] = stats["mean"], stats["worst"]
+            for column in VOLUME_COLUMNS if volume else ():
+                stats = _stats([volume.get(i, {}).get(column) for i in ids])
+                row[f"volume_{column}_mean"] = stats["mean"]
+                row[f"volume_{column}_{'max' if column == 'hd95_mm' else 'worst'}"] = stats["max" if column == "hd95_mm" else "worst"]
+            rows.append(row)
+    return rows
 
 
 def generalization(cfg) -> dict:
-    """Generate the shifted cases, score both sets and write ``generalization.{md,json}`` into
+    """Generate the cases, score both models, write the matrix and the worst cases' pictures into
     ``cfg.output``; returns the report. The keys are those of conf/benchmark_generalization.yaml."""
-    workdir = Path(cfg.workdir)
-    dataset = Path(cfg.data_dir) / f"{cfg.preset}-seed{cfg.seed}-n{cfg.n_cases}"
+    from benchmarks.generalization_pictures import (
+        worst_mip_picture,
+        worst_volume_picture,
+    )
+
     started = time.perf_counter()
-    synthesize_dataset(dataset, cfg.n_cases, cfg.seed, SyntheticConfig.preset(cfg.preset))
-    results = {
-        "in_distribution": score(cfg.ckpt_path, workdir / "test_split", ["split=test"]),
-        cfg.preset: score(cfg.ckpt_path, workdir / cfg.preset, [f"data.root={dataset}"]),
-    }
-    own, other = results["in_distribution"], results[cfg.preset]
+    workdir, output = Path(cfg.workdir), Path(cfg.output)
+    dataset = Path(cfg.data_dir) / f"{cfg.preset}-seed{cfg.seed}-n{cfg.n_cases}"
+    records = make_cases(dataset, cfg.n_cases, cfg.seed, SyntheticConfig.preset(cfg.preset), cfg.get("workers"))
+    mip = score(cfg.ckpt_path, dataset, workdir / "mip")
+    volume = score(cfg.volume_ckpt_path, dataset, workdir / "volume") if cfg.get("volume_ckpt_path") else None
+    output.mkdir(parents=True, exist_ok=True)
+    pictures = {"mip": worst_mip_picture(cfg.ckpt_path, dataset, mip, output / "generalization_worst_mip.png")}
+    if volume:
+        pictures["volume"] = worst_volume_picture(dataset, workdir / "volume_masks", volume, cfg.volume_ckpt_path,
+                                                  output / "generalization_worst_volume.png")
     report = {
-        "checkpoint": str(cfg.ckpt_path),
-        "shifted_data": f"preset={cfg.preset} seed={cfg.seed} n={cfg.n_cases}",
-        "scores": {name: {score: values.get(f"{score}/mean") for score in SCORES} for name, values in results.items()},
-        "dice_drop": own["dice/mean"] - other["dice/mean"],
-        "dice_min_shifted": other.get("dice/min"),
+        "mip_checkpoint": str(cfg.ckpt_path),
+        "volume_checkpoint": str(cfg.get("volume_ckpt_path")),
+        "cases": f"preset={cfg.preset} seed={cfg.seed} n={cfg.n_cases}",
+        "matrix": matrix(records, mip, volume),
+        "worst": pictures,
         "seconds": round(time.perf_counter() - started, 1),
     }
-    output = Path(cfg.output)
-    output.mkdir(parents=True, exist_ok=True)
-    (output / "generalization.md").write_text(markdown(report))
     (output / "generalization.json").write_text(json.dumps(report, indent=2) + "\n")
+    (output / "generalization.md").write_text(markdown(report))
     print(markdown(report))
     return report
 
 
+def _cell(value, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
 def markdown(report: dict) -> str:
-    """The page: which checkpoint and data, a table of mean scores, the Dice drop."""
+    """The page: what was scored, the matrix, the worst cases."""
+    volume = report["volume_checkpoint"] not in (None, "None")
+    head = "| group | value | cases | MIP Dice mean | MIP Dice worst |"
+    rule = "| --- | --- | --- | --- | --- |"
+    if volume:
+        head += (" 3-D Dice mean | 3-D Dice worst | HD95 mm mean | HD95 mm max | 3-D Dice skull-base third |"
+                 " middle third | vertex third | 3-D footprint Dice mean | footprint worst |")
+        rule += " --- |" * 9
     lines = [
-        "# Generalization: default synthetic training vs. wider randomization",
+        "# Generalization matrix",
         "",
-        f"Checkpoint: `{report['checkpoint']}`; shifted data: {report['shifted_data']}"
-        + (" (`SyntheticConfig.wide()`: larger spread of spacing, matrix, pose, orientation, rescale, anatomy)."
-           if report["shifted_data"].startswith("preset=wide ") else "."),
-        "Produced by `python scripts/benchmark_generalization.py ckpt_path=...` "
-        "(options in conf/benchmark_generalization.yaml).",
+        f"MIP model `{report['mip_checkpoint']}`" + (f", 3-D model `{report['volume_checkpoint']}`" if volume else "")
+        + f"; cases: {report['cases']} (a seed no training uses). Produced by "
+        "`python scripts/benchmark_generalization.py ckpt_path=MIP_CKPT volume_ckpt_path=VOLUME_CKPT` "
+        f"(conf/benchmark_generalization.yaml) in {report['seconds']:.0f} s.",
         "",
-        "| cases | Dice (mean) | IoU (mean) | HD95 mm (mean) |",
-        "| --- | --- | --- | --- |",
+        "Each row groups the cases by one property; \"3-D footprint\" is the 3-D model's mask projected along S "
+        "(the union over axial slices) and scored against the MIP truth, as the MIP model is. The thirds split "
+        "each true brain's S extent: skull base, middle, vertex.",
+        "",
+        head,
+        rule,
     ]
-    for name, values in report["scores"].items():
-        lines.append(f"| {name} | {values['dice']:.4f} | {values['iou']:.4f} | {values['hd95_mm']:.2f} |")
-    lines += ["", f"Dice drop: **{report['dice_drop']:.4f}**; worst shifted case Dice {report['dice_min_shifted']:.4f}.", ""]
+    for row in report["matrix"]:
+        cells = [row["group"], row["value"], str(row["cases"]), _cell(row["mip_dice_mean"]), _cell(row["mip_dice_worst"])]
+        if volume:
+            cells += [_cell(row.get("volume_dice_mean")), _cell(row.get("volume_dice_worst")),
+                      _cell(row.get("volume_hd95_mm_mean"), 2), _cell(row.get("volume_hd95_mm_max"), 2),
+                      _cell(row.get("volume_dice_inferior_third_mean")), _cell(row.get("volume_dice_middle_third_mean")),
+                      _cell(row.get("volume_dice_superior_third_mean")), _cell(row.get("volume_footprint_dice_mean")),
+                      _cell(row.get("volume_footprint_dice_worst"))]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "## Worst cases", ""]
+    for mode, picture in report["worst"].items():
+        lines += [f"{picture['caption']}", "", f"![worst {mode} case]({Path(picture['path']).name})", ""]
     return "\n".join(lines)
