@@ -73,20 +73,6 @@ def quadratic_error(bone: np.ndarray, pixel_mm: float) -> np.ndarray:
     return (a.T @ filtered.ravel()).reshape(n, n) * F(np.pi / N_ANGLES / pixel_mm)
 
 
-@lru_cache(maxsize=8)
-def _upsampling(size: int, factor: int) -> np.ndarray:
-    """(size, ceil(size / factor)) bilinear weights from block centres back to pixels."""
-    n = -(-size // factor)
-    pos = np.clip((np.arange(size) - (factor - 1) / 2) / factor, 0, n - 1)
-    lo = np.minimum(np.floor(pos).astype(int), n - 2) if n > 1 else np.zeros(size, int)
-    w = np.zeros((size, n), np.float32)
-    frac = pos - lo
-    w[np.arange(size), lo] += 1 - frac
-    if n > 1:
-        w[np.arange(size), lo + 1] += frac
-    return w
-
-
 class BeamHardening:
     """Per-slice dark streaks and cupping from a slice's labels, at ``amplitude_hu`` for the reference error."""
 
@@ -112,10 +98,13 @@ class BeamHardening:
         return -self.scale * error
 
     def upsample(self, coarse: np.ndarray) -> np.ndarray:
-        """The coarse error at every pixel of the slice (j, i)."""
-        nj, ni = self.shape
-        wj, wi = _upsampling(nj, self.factor), _upsampling(ni, self.factor)
-        return wj @ coarse[: wj.shape[1], : wi.shape[1]] @ wi.T
+        """The coarse error at every pixel of the slice (j, i): blocks, then a box of their width (linear ramps)."""
+        f, (nj, ni) = self.factor, self.shape
+        fine = np.repeat(np.repeat(coarse, f, axis=0), f, axis=1)
+        if f > 1:
+            for axis in (0, 1):
+                fine = ndimage.uniform_filter1d(fine, f, axis=axis, mode="nearest")
+        return fine[:nj, :ni]
 
 
 def z_weight(z_anatomy: np.ndarray) -> np.ndarray:

@@ -28,6 +28,7 @@ class Motion:
     ghost_weight: float = 0.0  # ghost intensity on the slices next to a jump
     ghost_mm: float = 0.0  # how far from the jump (along z) slices are affected
     streaks: tuple[tuple[float, float], ...] = ()  # (angle, HU) of the tangent streaks
+    moves: tuple[tuple[tuple[float, ...], tuple[float, ...]], ...] = ()  # per jump: (rotation deg, shift mm) drawn
 
     @property
     def moved(self) -> bool:
@@ -40,7 +41,8 @@ class Motion:
 
     def meta(self) -> dict:
         return {"jumps_at_slice": list(self.starts[1:]),
-                "shift_mm": [tuple(round(float(v), 2) for v in p[:3, 3]) for p in self.poses[1:]]}
+                "rotation_deg": [tuple(round(v, 2) for v in angles) for angles, _ in self.moves],
+                "shift_mm": [tuple(round(v, 2) for v in shift) for _, shift in self.moves]}
 
 
 def rigid(angles_deg, shift_mm) -> np.ndarray:
@@ -59,10 +61,12 @@ def sample_motion(rng: np.random.Generator, config, n_slices: int) -> Motion:
         return Motion()
     n = int(rng.integers(1, 4))
     starts = sorted(int(k) for k in rng.choice(np.arange(n_slices // 10, n_slices * 9 // 10), n, replace=False))
-    poses = [rigid(rng.uniform(-config.motion_max_deg, config.motion_max_deg, 3),
-                   rng.uniform(-config.motion_max_mm, config.motion_max_mm, 3)) for _ in starts]
+    moves = tuple((tuple(float(v) for v in rng.uniform(-config.motion_max_deg, config.motion_max_deg, 3)),
+                   tuple(float(v) for v in rng.uniform(-config.motion_max_mm, config.motion_max_mm, 3))) for _ in starts)
+    poses = tuple(rigid(angles, shift) for angles, shift in moves)
     streaks = tuple((float(a), float(h)) for a, h in zip(rng.uniform(0, np.pi, 6), rng.uniform(-120, 120, 6)))
-    return Motion((0, *starts), (np.eye(4), *poses), float(rng.uniform(0.2, 0.45)), float(rng.uniform(1.0, 4.0)), streaks)
+    return Motion((0, *starts), (np.eye(4), *poses), float(rng.uniform(0.2, 0.45)), float(rng.uniform(1.0, 4.0)), streaks,
+                  moves)
 
 
 def ghosts(motion: Motion, segment: int, ks: np.ndarray, slice_mm: float) -> tuple[np.ndarray, np.ndarray]:

@@ -17,7 +17,7 @@ from .tiles import tile_size
 
 SLAB_VOXELS = 1 << 22  # sub-slice voxels painted at once: temporaries stay a few MB
 CHUNK_VOXELS = 1 << 19  # voxels rendered at once: the blur's buffers stay in the CPU's cache
-BEAM_HARDENING_STEP_MM = 2.0  # slices this close share one beam-hardening computation
+BEAM_HARDENING_STEP_MM = 3.0  # slices this close share one beam-hardening computation
 
 
 def _outside_circle(shape_ji: tuple[int, int]) -> np.ndarray:
@@ -58,6 +58,7 @@ class SlabRenderer:
         self.render = physics.Renderer(imaging, (min(self.chunk, nk), nj, ni))
         bh_hu = phenomena.beam_hardening_hu
         self.beam_hardening = BeamHardening(imaging.lut, (nj, ni), pixel, bh_hu) if bh_hu else None
+        self._bh_cache: dict[int, np.ndarray] = {}
 
     def canvas(self, voxel_to_anatomy: np.ndarray, shapes: list, previous: Canvas | None) -> Canvas:
         """A canvas for one pose, reusing the previous one's slab buffers."""
@@ -66,18 +67,24 @@ class SlabRenderer:
             canvas.buffers = previous.buffers
         return canvas
 
-    def _beam_hardening(self, slab_labels: np.ndarray, z_centre: np.ndarray) -> dict[int, np.ndarray]:
-        """Per slab slice at the skull base: its beam-hardening HU, computed every ~2 mm and shared in between."""
+    def _beam_hardening(self, ks: np.ndarray, slab_labels: np.ndarray, z_centre: np.ndarray) -> dict[int, tuple]:
+        """Per slab slice at the skull base: (weight, HU error), one error per ~3 mm of slices.
+
+        Slice ``k`` uses the error of group ``round(k / step)``, computed from the slab's slice
+        nearest the group's centre the first time a slab reaches the group.
+        """
         weight = z_weight(z_centre)
-        active = np.flatnonzero(weight > 0)
-        if not active.size:
-            return {}
         step = max(1, round(BEAM_HARDENING_STEP_MM / self.dz))
-        refs = active[step // 2 :: step] if len(active) > step // 2 else active[:1]
-        nearest = refs[np.abs(active[:, None] - refs[None, :]).argmin(axis=1)]
-        bh = self.beam_hardening
-        errors = {int(r): bh.upsample(bh.coarse_error(slab_labels[r * self.sub + self.centre])) for r in refs}
-        return {int(n): (np.float32(weight[n]), errors[int(r)]) for n, r in zip(active, nearest)}
+        out = {}
+        for n in np.flatnonzero(weight > 0):
+            key = int(round(ks[n] / step))
+            if key not in self._bh_cache:
+                ref = int(np.argmin(np.abs(ks - key * step)))
+                bh = self.beam_hardening
+                self._bh_cache = {k: v for k, v in self._bh_cache.items() if abs(k - key) <= 1}
+                self._bh_cache[key] = bh.upsample(bh.coarse_error(slab_labels[ref * self.sub + self.centre]))
+            out[int(n)] = (np.float32(weight[n]), self._bh_cache[key])
+        return out
 
     def render_group(self, canvas: Canvas, m: np.ndarray, slices: tuple[int, int], group: int, poses: list,
                      streaks, image: np.ndarray, mask: np.ndarray, labels: np.ndarray | None) -> None:
@@ -88,7 +95,7 @@ class SlabRenderer:
             slab_labels, slab_mask = canvas.paint_slab((ks[:, None] + self.offsets[None, :]).ravel())
             z_centre = m[2, 0] * (ni - 1) / 2 + m[2, 1] * (nj - 1) / 2 + m[2, 2] * ks + m[2, 3]
             noise_scale = physics.slice_noise_scale(z_centre)
-            bh = self._beam_hardening(slab_labels, z_centre) if self.beam_hardening else {}
+            bh = self._beam_hardening(ks, slab_labels, z_centre) if self.beam_hardening else {}
             ghost = ghosts(self.motion, group, ks, self.dz) if self.motion.moved else None
             for c in range(0, len(ks), chunk):
                 part = slice(c, c + chunk)
