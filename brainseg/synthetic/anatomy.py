@@ -12,14 +12,24 @@ import numpy as np
 
 from . import extras, face_neck, head, vessels
 from .config import SyntheticConfig
+from .defects import sample_defects
 from .voxels import Shape
 
 
 def sample_head(
-    rng: np.random.Generator, config: SyntheticConfig, anatomy_to_world: np.ndarray, fov_z_world: tuple[float, float]
+    rng: np.random.Generator,
+    config: SyntheticConfig,
+    anatomy_to_world: np.ndarray,
+    fov_z_world: tuple[float, float],
+    surgery_rng: np.random.Generator | None = None,
 ) -> tuple[list[Shape], dict]:
-    """Shapes of one head in painting order; also the pathology present and dental metal positions."""
+    """Shapes of one head in painting order; also the pathology present, skull defects and dental metal positions.
+
+    Skull defects are drawn from ``surgery_rng`` (none without it), so switching them on
+    leaves the rest of the head as it was.
+    """
     vault = rng.uniform(*config.skull_thickness_mm)
+    defects = sample_defects(surgery_rng, config, head.CAVITY_SEMI, vault) if surgery_rng is not None else []
     atrophy = rng.uniform(*config.atrophy)
     tortuosity = rng.uniform(*config.vessel_tortuosity)
     with_shoulders = bool(rng.random() < config.shoulders_prob)
@@ -36,6 +46,7 @@ def sample_head(
             csf_mm=1.0 + 2.5 * atrophy,
             sulcus_mm=0.5 + 1.5 * atrophy,
             fissure_mm=1.0 + 2.0 * atrophy,
+            defects=tuple(defects),
         )
     )
     face_shapes, metal = face_neck.face(rng, dental_metal)
@@ -61,4 +72,5 @@ def sample_head(
         centre = anatomy_to_world[:3, 3]
         radius = float(np.linalg.norm(anatomy_to_world[:3, 1])) * 100 + rng.uniform(8, 25)
         shapes.append(extras.HeadHolder(anatomy_to_world, centre, radius, fov_z_world))
-    return shapes, {"pathology": pathology, "dental_metal": [m.tolist() for m in metal]}
+    return shapes, {"pathology": pathology, "dental_metal": [m.tolist() for m in metal],
+                    "skull_defects": [d.meta() for d in defects]}

@@ -6,6 +6,8 @@ lie, and only on the slices they reach.
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 F = np.float32
@@ -32,6 +34,13 @@ class MetalStreaks:
         self.streaks = [(rng.uniform(0, np.pi, 10), rng.uniform(-500, 400, 10)) for _ in self.metal]
         self.pixel_mm, self.slice_mm = pixel_mm, slice_mm
         self._patterns: dict[int, np.ndarray] = {}
+
+    def at(self, metal_vox: list[np.ndarray]) -> "MetalStreaks":
+        """The same streaks around metal at other voxel positions (the head moved)."""
+        moved = copy.copy(self)
+        moved.metal = [(float(mi), float(mj), float(mk)) for mi, mj, mk in metal_vox]
+        moved._patterns = {}
+        return moved
 
     def _pattern(self, n: int, shape_ji: tuple[int, int]) -> np.ndarray:
         if n not in self._patterns:

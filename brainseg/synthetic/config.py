@@ -1,9 +1,11 @@
-"""Randomization ranges for synthetic head CTA: one dataclass, three presets.
+"""Randomization ranges for synthetic head CTA: one dataclass, four presets.
 
 Every range is ``(low, high)`` and is drawn uniformly per case. The default preset is coarse
 (about 160x160x60 voxels) so a dataset of a few dozen cases is generated in seconds and a
-2-D MIP U-Net trains on a CPU; ``realistic()`` has scanner resolutions and ``wide()`` goes
-beyond them for the generalization benchmark.
+2-D MIP U-Net trains on a CPU; ``realistic()`` has scanner resolutions, ``wide()`` goes
+beyond them for the generalization benchmark, and ``varied()`` is wide()'s acquisitions with
+every acquisition phenomenon (contrast phase, bone kernel, skull defects, motion, beam
+hardening) switched on at clinical rates: a training distribution that spans real scans.
 """
 
 from __future__ import annotations
@@ -60,6 +62,28 @@ class SyntheticConfig:
     noise_hu: Range = (3.0, 12.0)  # noise standard deviation in brain
     skull_base_streak_prob: float = 0.5
     dental_metal_prob: float = 0.3
+    # Contrast phase, (name, probability): arterial (CTA), non_contrast (vessels at blood HU),
+    # venous (sinuses brighter than arteries) or delayed (both weakly enhanced). Phases other
+    # than arterial redraw the vessel values (see tissues.PHASES).
+    phase_probs: tuple[tuple[str, float], ...] = (("arterial", 1.0),)
+    # Sharp (bone) reconstruction kernel: finer PSF, edge overshoot, more and finer noise.
+    sharp_kernel_prob: float = 0.0
+    sharp_kernel_overshoot: Range = (0.4, 1.2)  # unsharp-mask gain: undershoot/overshoot at edges
+    sharp_kernel_noise_factor: Range = (1.5, 3.0)  # noise SD relative to the case's soft-kernel noise
+    # Patient motion: the head jumps to another pose 1-3 times during the scan (slice groups
+    # misregistered, ghosting and streaks on the slices where it moved).
+    motion_prob: float = 0.0
+    motion_max_mm: float = 4.0  # max |shift| per axis of a new pose
+    motion_max_deg: float = 3.0  # max |rotation| per axis of a new pose, about the craniocervical junction
+    # Beam hardening at the skull base: dark streaks between the petrous bones, and cupping.
+    beam_hardening_prob: float = 0.0
+    beam_hardening_hu: Range = (15.0, 45.0)  # depth of the darkest streak in a standard head
+
+    # --- surgery ----------------------------------------------------------------------
+    craniectomy_prob: float = 0.0  # a bone flap removed (decompressive craniectomy)
+    craniectomy_diameter_mm: Range = (90.0, 150.0)  # flap size along the skull
+    craniectomy_bulge_mm: Range = (0.0, 10.0)  # how far brain and dura bulge through the defect
+    burr_hole_prob: float = 0.0  # 1-3 burr holes of 10-16 mm
 
     # --- pathology inside the mask ----------------------------------------------------
     hemorrhage_prob: float = 0.15
@@ -105,13 +129,38 @@ class SyntheticConfig:
             hemorrhage_prob=0.25,
             subdural_prob=0.15,
             infarct_prob=0.25,
+            # The phenomena below are off in default() and realistic(); here moderately on.
+            phase_probs=(("arterial", 0.7), ("non_contrast", 0.1), ("venous", 0.1), ("delayed", 0.1)),
+            sharp_kernel_prob=0.15,
+            motion_prob=0.1,
+            beam_hardening_prob=0.3,
+            craniectomy_prob=0.05,
+            burr_hole_prob=0.05,
+        )
+
+    @classmethod
+    def varied(cls) -> "SyntheticConfig":
+        """The training distribution of issue 12: wide()'s acquisitions, every phenomenon at clinical rates.
+
+        """
+        return replace(
+            cls.wide(),
+            phase_probs=(("arterial", 0.55), ("non_contrast", 0.15), ("venous", 0.2), ("delayed", 0.1)),
+            sharp_kernel_prob=0.25,
+            motion_prob=0.15,
+            beam_hardening_prob=0.5,
+            craniectomy_prob=0.08,
+            burr_hole_prob=0.08,
         )
 
     @classmethod
     def preset(cls, name: str) -> "SyntheticConfig":
-        """The preset called ``name``: ``default``, ``realistic`` or ``wide``."""
+        """The preset called ``name``: ``default``, ``realistic``, ``wide`` or ``varied``."""
         if name == "default":
             return cls()
-        if name in ("realistic", "wide"):
+        if name in PRESETS:
             return getattr(cls, name)()
-        raise ValueError(f"unknown synthetic preset {name!r}; expected default, realistic or wide")
+        raise ValueError(f"unknown synthetic preset {name!r}; expected one of {', '.join(PRESETS)}")
+
+
+PRESETS = ("default", "realistic", "wide", "varied")

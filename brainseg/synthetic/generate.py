@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ctypes
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 import numpy as np
@@ -11,13 +11,13 @@ import numpy as np
 from . import artifacts, physics
 from .acquisition import Acquisition, sample_acquisition, to_storage
 from .anatomy import sample_head
-from .canvas import Canvas
 from .config import SyntheticConfig
-from .tiles import tile_size
-from .tissues import LABEL_NAMES
+from .extras import HeadHolder
+from .motion import Motion, sample_motion
+from .render import SlabRenderer
+from .tissues import LABEL_NAMES, Tissue, contrast_phase
 
-SLAB_VOXELS = 1 << 22  # sub-slice voxels painted at once: temporaries stay a few MB
-CHUNK_VOXELS = 1 << 19  # voxels rendered at once: the blur's buffers stay in the CPU's cache
+PHENOMENA_STREAM = 12  # issue 12: the phenomena's random streams are seeded by (seed, 12, n)
 
 
 @dataclass
@@ -58,13 +58,6 @@ def _reuse_freed_memory() -> bool:
         return False
 
 
-def _outside_circle(shape_ji: tuple[int, int]) -> np.ndarray:
-    """Pixels outside the reconstruction circle inscribed in the in-plane matrix."""
-    nj, ni = shape_ji
-    j, i = np.ogrid[:nj, :ni]
-    return ((i - (ni - 1) / 2) ** 2 + (j - (nj - 1) / 2) ** 2) > (min(ni, nj) / 2) ** 2
-
-
 def _meta(acq: Acquisition, imaging: physics.Imaging, pathology: dict, seed: int) -> dict:
     return {
         "seed": seed,
@@ -85,54 +78,79 @@ def _meta(acq: Acquisition, imaging: physics.Imaging, pathology: dict, seed: int
     }
 
 
+@dataclass(frozen=True)
+class Phenomena:
+    """What a case's scan went through beyond the arterial, soft-kernel, still-head default."""
+
+    phase: str = "arterial"
+    sharp_kernel: bool = False
+    motion: Motion = Motion()
+    beam_hardening_hu: float = 0.0
+
+    def meta(self, imaging: physics.Imaging) -> dict:
+        return {"phase": self.phase, "venous_hu": round(float(imaging.lut[Tissue.VEIN]), 2),
+                "kernel": "sharp" if self.sharp_kernel else "soft", "sharpen": round(imaging.sharpen, 3),
+                "motion": self.motion.meta(), "beam_hardening_hu": round(self.beam_hardening_hu, 2)}
+
+
+def _streams(seed: int) -> dict[str, np.random.Generator]:
+    """One random stream per acquisition phenomenon, apart from the case's main stream.
+
+    Switching a phenomenon on or off changes neither the rest of the case nor the others.
+    """
+    names = ("phase", "kernel", "motion", "beam_hardening", "surgery")
+    return {name: np.random.default_rng([seed, PHENOMENA_STREAM, n]) for n, name in enumerate(names)}
+
+
+def _sample_phenomena(streams: dict, config: SyntheticConfig, imaging: physics.Imaging, pixel: float,
+                      n_slices: int) -> tuple[Phenomena, physics.Imaging]:
+    """Contrast phase, kernel, motion and beam hardening of one case, and its imaging changed accordingly."""
+    names, probs = zip(*config.phase_probs)
+    rng = streams["phase"]
+    phase = str(rng.choice(names, p=np.asarray(probs) / np.sum(probs)))
+    if phase != "arterial":
+        imaging = replace(imaging, lut=contrast_phase(imaging.lut, phase, rng, config.arterial_hu))
+    sharp = bool(streams["kernel"].random() < config.sharp_kernel_prob)
+    if sharp:
+        imaging = physics.sharp_kernel(imaging, streams["kernel"], config, pixel)
+    motion = sample_motion(streams["motion"], config, n_slices)
+    rng = streams["beam_hardening"]
+    bh_hu = float(rng.uniform(*config.beam_hardening_hu)) if rng.random() < config.beam_hardening_prob else 0.0
+    return Phenomena(phase, sharp, motion, bh_hu), imaging
+
+
 def generate_case(seed: int, config: SyntheticConfig = SyntheticConfig(), return_labels: bool = False) -> SyntheticCase:
     """Generate one case; the same seed and config give bit-identical arrays."""
     _reuse_freed_memory()
     rng = np.random.default_rng(seed)
+    streams = _streams(seed)
     size = float(rng.uniform(*config.head_scale)) * rng.uniform(0.95, 1.05, 3)  # head size and proportions
     acq = sample_acquisition(rng, config, float(size[2]))
     anatomy_to_head = np.diag([*size, 1.0])
-    voxel_to_anatomy = np.linalg.inv(anatomy_to_head) @ acq.voxel_to_head
     anatomy_to_world = acq.head_to_world @ anatomy_to_head
     ni, nj, nk = acq.shape
     fov_z = (float(acq.affine[2, 3]) - 50, float(acq.affine[2, 3] + acq.affine[2, 2] * nk) + 50)
-    shapes, extra = sample_head(rng, config, anatomy_to_world, fov_z)
+    shapes, extra = sample_head(rng, config, anatomy_to_world, fov_z, surgery_rng=streams["surgery"])
     pixel, _, dz = acq.spacing
     imaging = physics.sample_imaging(rng, config, pixel, dz, acq.slice_thickness_mm)
     band_hu = float(rng.uniform(20, 60)) if rng.random() < config.skull_base_streak_prob else 0.0
     noise_rng = np.random.default_rng(rng.integers(2**63))
+    phenomena, imaging = _sample_phenomena(streams, config, imaging, pixel, nk)
 
-    offsets = physics.sub_slice_offsets(imaging, dz, acq.slice_thickness_mm)
-    sub, centre = imaging.subslices, imaging.subslices // 2
     image = np.empty((nk, nj, ni), np.int16)
     mask = np.empty((nk, nj, ni), np.uint8)
     labels = np.empty((nk, nj, ni), np.uint8) if return_labels else None
-    outside = _outside_circle((nj, ni)) if imaging.circular_fov else None
-    metal_vox = [np.linalg.solve(voxel_to_anatomy[:3, :3], np.asarray(p) - voxel_to_anatomy[:3, 3]) for p in extra["dental_metal"]]
-    streaks = artifacts.MetalStreaks(metal_vox, pixel, dz, noise_rng) if metal_vox else None
-    coarse = max(1, round(3.0 / pixel))
-    brick = max(1, round(tile_size(coarse) * pixel / dz))  # slices per brick: about as deep as wide
-    canvas = Canvas(voxel_to_anatomy, (ni, nj), shapes, coarse, brick_slices=brick * sub)
-    slab = brick * max(1, SLAB_VOXELS // (ni * nj * sub * brick))
-    chunk = max(1, CHUNK_VOXELS // (ni * nj))
-    render = physics.Renderer(imaging, (min(chunk, nk), nj, ni))
-    m = voxel_to_anatomy
-    for k0 in range(0, nk, slab):
-        ks = np.arange(k0, min(k0 + slab, nk))
-        slab_labels, slab_mask = canvas.paint_slab((ks[:, None] + offsets[None, :]).ravel())
-        z_centre = m[2, 0] * (ni - 1) / 2 + m[2, 1] * (nj - 1) / 2 + m[2, 2] * ks + m[2, 3]
-        noise_scale = physics.slice_noise_scale(z_centre)
-        for c in range(0, len(ks), chunk):
-            part = slice(c, c + chunk)
-            hu = render(slab_labels[c * sub : (c + chunk) * sub], noise_scale[part], noise_rng)
-            if band_hu:
-                artifacts.skull_base_band(hu, lambda n: _pixel_xy(m, ni, nj, ks[part][n]), z_centre[part], band_hu)
-            if streaks:
-                streaks(hu, ks[part])
-            physics.quantize(hu, imaging, outside, out=image[k0 + c : k0 + c + len(hu)])
-        mask[ks[0] : ks[-1] + 1] = slab_mask[centre::sub]
-        if labels is not None:
-            labels[ks[0] : ks[-1] + 1] = slab_labels[centre::sub]
+    poses = _poses(acq, anatomy_to_head, shapes, phenomena.motion)
+    metal = extra["dental_metal"]
+    streaks = None
+    if metal:  # drawn once, before the noise, whatever the motion
+        streaks = artifacts.MetalStreaks(_metal_voxels(poses[0][2], metal), pixel, dz, noise_rng)
+    renderer = SlabRenderer(imaging, phenomena, acq, (ni, nj, nk), band_hu, noise_rng)
+    canvas = None
+    for n, (s0, s1, m, group_shapes) in enumerate(poses):
+        moved_streaks = streaks.at(_metal_voxels(m, metal)) if streaks and s0 else streaks
+        canvas = renderer.canvas(m, group_shapes, canvas)
+        renderer.render_group(canvas, m, (s0, s1), n, poses, moved_streaks, image, mask, labels)
 
     # (k, j, i) -> acquisition order (i, j, k) -> storage orientation.
     image_s, affine = to_storage(image.transpose(2, 1, 0), acq.affine, acq.storage_axcodes)
@@ -140,7 +158,7 @@ def generate_case(seed: int, config: SyntheticConfig = SyntheticConfig(), return
     labels_s = to_storage(labels.transpose(2, 1, 0), acq.affine, acq.storage_axcodes)[0] if labels is not None else None
     meta = _meta(acq, imaging, extra["pathology"], seed)
     meta.update(head_size=tuple(round(float(v), 4) for v in size), skull_base_band_hu=round(band_hu, 2),
-                dental_metal=len(metal_vox) > 0)
+                dental_metal=len(metal) > 0, skull_defects=extra["skull_defects"], **phenomena.meta(imaging))
     return SyntheticCase(
         image=image_s,
         slope=imaging.slope,
@@ -152,7 +170,20 @@ def generate_case(seed: int, config: SyntheticConfig = SyntheticConfig(), return
     )
 
 
-def _pixel_xy(m: np.ndarray, ni: int, nj: int, k: float) -> tuple[np.ndarray, np.ndarray]:
-    """Anatomy-frame x and y of every pixel of slice ``k`` (j, i)."""
-    j, i = np.ogrid[:nj, :ni]
-    return tuple((m[a, 0] * i + m[a, 1] * j + m[a, 2] * k + m[a, 3]).astype(np.float32) for a in range(2))
+def _poses(acq: Acquisition, anatomy_to_head: np.ndarray, shapes: list, motion: Motion) -> list[tuple]:
+    """Per group of slices (one unless the head moved): first slice, stop, voxel -> anatomy map, shapes.
+
+    The table and head holder stay where they are in the scanner when the head moves.
+    """
+    poses = [(0, acq.shape[2] if not motion.moved else motion.starts[1],
+              np.linalg.inv(anatomy_to_head) @ acq.voxel_to_head, shapes)]
+    for s0, s1, pose in motion.segments(acq.shape[2])[1:]:
+        to_world = acq.head_to_world @ pose @ anatomy_to_head
+        moved = [replace(s, anatomy_to_world=to_world) if isinstance(s, HeadHolder) else s for s in shapes]
+        poses.append((s0, s1, np.linalg.inv(to_world) @ acq.affine, moved))
+    return poses
+
+
+def _metal_voxels(voxel_to_anatomy: np.ndarray, metal: list) -> list[np.ndarray]:
+    m = voxel_to_anatomy
+    return [np.linalg.solve(m[:3, :3], np.asarray(p) - m[:3, 3]) for p in metal]

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import fields
+from .defects import COVER_MM, FLOOR_MARGIN_MM, SkullDefect, defect_fields
 from .shapes import Ellipsoid, tube
 from .tiles import Bricks, TiledShape
 from .tissues import Tissue
@@ -61,6 +62,9 @@ class Cranium(TiledShape):
     base are skipped; bricks outside the cavity get the skull's rules only, bricks inside it
     the brain's only (and away from the midline and the tentorium just depth and gyri), deep
     white matter is filled, and bricks the inner table crosses get all the rules.
+
+    ``defects`` (craniectomy, burr holes) remove the vault's bone over caps of it and may let
+    the cavity, and so the mask, bulge outward there (see ``defects``).
     """
 
     rng_state: int
@@ -71,6 +75,7 @@ class Cranium(TiledShape):
     cortex_mm: float = 2.8
     sulcus_depth_mm: float = 16.0
     fissure_mm: float = 1.2
+    defects: tuple[SkullDefect, ...] = ()
     bumps: np.ndarray = field(init=False)
     waves: np.ndarray = field(init=False)
     painters = ("paint", "paint_skull", "paint_inside", "paint_cortex", "paint_white")  # per brick code 1-5
@@ -85,6 +90,8 @@ class Cranium(TiledShape):
         self.thick = rng.normal(0, 0.15, 3)
         # Everything painted lies inside the outer table (thickness up to ~2x the vault's) or the skull base.
         s = np.asarray(CAVITY_SEMI) + np.abs(self.bumps).sum() + 2.2 * self.vault_mm + 4
+        if self.defects:  # room for a bulge and the scalp over it
+            s += max(d.bulge_mm for d in self.defects) + COVER_MM + 1
         self.lo, self.hi = -s, s
         self.lo[2] = min(-s[2], -58.0 - self.base_mm - 4)
 
@@ -110,14 +117,24 @@ class Cranium(TiledShape):
     def coarse(self, x, y, z):
         e = self.inner(x, y, z)
         floor = cranial_floor(x, y) - z
-        return {
-            "cavity": np.maximum(e, floor),  # < 0 inside the inner table and above the cranial floor
+        if self.defects:
+            inside, bulge = defect_fields(list(self.defects), x, y, z)
+            # Where the dura bulges, "inside the outer table" reaches over it and the scalp covering it.
+            outer = e - np.maximum(self.thickness(x, y, z), np.where(bulge > 0, bulge + F(COVER_MM + 1), F(0)))
+            e = e - bulge
+        else:
+            outer = e - self.thickness(x, y, z)
+        out = {
+            "cavity": np.maximum(e, floor),  # < 0 inside the inner table (or dura) and above the cranial floor
             "floor": floor,
-            "outer": e - self.thickness(x, y, z),  # < 0 inside the outer table
+            "outer": outer,  # < 0 inside the outer table
             "above_tentorium": z - tentorium(x, y),
             "above_fissure": z - fissure_floor(y),
             "gyri": self.gyri(x, y, z),  # |gyri| / 0.3 ~ mm to the sulcal midline
         }
+        if self.defects:  # > 0 where bone is missing; the skull base stays
+            out["defect"] = np.minimum(inside, -floor - F(FLOOR_MARGIN_MM))
+        return out
 
     def classify(self, box):
         lo, hi = box.lo, box.hi
@@ -132,6 +149,8 @@ class Cranium(TiledShape):
         codes[simple] = 4  # paint_cortex
         codes[simple & (hi["cavity"] < -F(self.csf_mm + self.sulcus_depth_mm + self.cortex_mm))] = 5  # below the sulci
         codes[(lo["outer"] >= 0) | (lo["floor"] >= F(self.base_mm))] = 0  # no bone, no cavity
+        if self.defects:
+            codes[(lo["defect"] > 0) & (lo["cavity"] >= F(COVER_MM))] = 0  # in a defect, beyond the scalp over the dura
         return codes
 
     def paint(self, b: Bricks) -> None:
@@ -148,6 +167,10 @@ class Cranium(TiledShape):
         bone = (outer < 0) & (fl < F(self.base_mm))
         if outside is not None:
             bone &= outside
+        if self.defects:  # no bone in a defect; the scalp covers a bulging dura
+            in_defect = b.field("defect") > 0
+            b.set(Tissue.SOFT_TISSUE, bone & in_defect & (d >= 0) & (d < F(COVER_MM)), over=(Tissue.AIR,))
+            bone &= ~in_defect
         hole = bone & (fl > 0)  # below the floor: the foramen magnum may open there
         if hole.any():
             hole &= (b.x * b.x + (b.y + F(30)) ** 2) < F(15**2)

@@ -77,3 +77,35 @@ def sample_tissue_hu(rng: np.random.Generator, arterial_hu: tuple[float, float],
     # Gray/white contrast is never inverted.
     lut[Tissue.GRAY_MATTER] = max(lut[Tissue.GRAY_MATTER], lut[Tissue.WHITE_MATTER] + 6.0)
     return lut
+
+
+# Contrast phases besides the arterial one the table above describes; see docs/synthetic_data.md.
+PHASES = ("arterial", "non_contrast", "venous", "delayed")
+UNENHANCED_BLOOD_HU = (38.0, 55.0)
+
+
+def contrast_phase(lut: np.ndarray, phase: str, rng: np.random.Generator, peak_hu: tuple[float, float]) -> np.ndarray:
+    """The lookup table with vessel (and dura) values of ``phase``; ``peak_hu`` is the bolus peak range.
+
+    arterial: unchanged. non_contrast: arteries and veins at unenhanced blood. venous: the
+    sinuses near the peak, arteries washed out to 40-80% of it. delayed: blood pool in
+    equilibrium, veins 20-45% of the peak and arteries a little below them. After the
+    arterial phase the dura (falx, tentorium) enhances too.
+    """
+    if phase not in PHASES:
+        raise ValueError(f"unknown contrast phase {phase!r}; expected one of {', '.join(PHASES)}")
+    if phase == "arterial":
+        return lut
+    out = lut.copy()
+    blood = rng.uniform(*UNENHANCED_BLOOD_HU)
+    if phase == "non_contrast":
+        out[Tissue.ARTERY] = blood
+        out[Tissue.VEIN] = blood + rng.uniform(-3.0, 3.0)
+        return out
+    peak = rng.uniform(*peak_hu)
+    vein = peak if phase == "venous" else blood + rng.uniform(0.2, 0.45) * (peak - blood)
+    share = rng.uniform(0.4, 0.8) if phase == "venous" else rng.uniform(0.75, 0.95)
+    out[Tissue.VEIN] = vein
+    out[Tissue.ARTERY] = blood + share * (vein - blood)
+    out[Tissue.DURA] += rng.uniform(10.0, 40.0)
+    return out

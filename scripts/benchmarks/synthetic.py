@@ -27,7 +27,7 @@ HEAD_ONLY = (("head", 1.0),)
 
 
 def workloads(n_default: int) -> dict[str, tuple[str, SyntheticConfig, list[int]]]:
-    """name -> (description, config, seeds): the default preset and two fixed scanner sizes."""
+    """name -> (description, config, seeds): the default preset, two fixed scanner sizes and the varied preset."""
     realistic = SyntheticConfig.realistic()
     fixed = {"fov_kinds": HEAD_ONLY, "slice_thickness_ratio": (1.0, 1.0)}
     return {
@@ -36,6 +36,7 @@ def workloads(n_default: int) -> dict[str, tuple[str, SyntheticConfig, list[int]
                                                        slice_spacing_mm=(1.25, 1.25), **fixed), list(range(5))),
         "512": ("512x512x300, 0.7 mm slices", replace(realistic, shape_in_plane=(512, 512), slice_count=(300, 300),
                                                       slice_spacing_mm=(0.7, 0.7), **fixed), list(range(3))),
+        "varied": (f"varied preset ({n_default} cases)", SyntheticConfig.varied(), list(range(n_default))),
     }
 
 
@@ -50,8 +51,8 @@ def measure(name: str, n_default: int) -> dict:
         wall.append(time.perf_counter() - t_wall)
         image_mb = max(image_mb, case.image.nbytes / 2**20)
         del case
-    return {"cpu_median": statistics.median(cpu), "cpu_max": max(cpu), "wall_median": statistics.median(wall),
-            "image_mb": image_mb}
+    return {"cpu_median": statistics.median(cpu), "cpu_max": max(cpu), "cpu_mean": statistics.mean(cpu),
+            "wall_median": statistics.median(wall), "image_mb": image_mb}
 
 
 def benchmark_synthetic(cfg) -> dict:

@@ -163,6 +163,7 @@ def test_presets_widen_the_ranges():
         (replace(SyntheticConfig(), shape_in_plane=(160, 160), reconstruction_fov_mm=(70.0, 72.0)), 1),  # 0.45 mm: one cell
         (replace(SyntheticConfig(), shape_in_plane=(96, 96), reconstruction_fov_mm=(245.0, 250.0),
                  spacing_in_plane_mm=(2.5, 2.6)), 2),  # 2.5 mm: fields sampled on every voxel
+        (replace(SyntheticConfig(), craniectomy_prob=1.0, craniectomy_bulge_mm=(9.0, 9.0), burr_hole_prob=1.0), 6),  # defects
     ],
 )
 def test_skipping_and_filling_bricks_changes_nothing(monkeypatch, config, seed):
