@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -61,7 +62,11 @@ def test_good_cases_get_three_pngs_bad_ones_nothing_and_the_failures_are_listed(
     for case_id in ("truncated", "text", "flat"):
         assert not list(out.glob(f"{case_id}_*"))
     assert not list(out.glob(".*tmp"))
-    assert (out / "predictions.csv").read_text().count("\n") == 4  # header + 3 cases
+    with open(out / "predictions.csv") as stream:
+        status = {row["case_id"]: (row["status"], row["reason"]) for row in csv.DictReader(stream)}
+    assert {case_id for case_id, (state, _) in status.items() if state == "failed"} == {"truncated", "text", "flat"}
+    assert {case_id for case_id, (state, _) in status.items() if state in ("ok", "warning")} == {"good0", "good1", "mip"}
+    assert status["flat"][1] in failures  # the failure's one line is its reason
 
 
 def test_the_pngs_are_a_binary_mask_a_16_bit_probability_and_an_rgb_overlay_on_the_mip_grid(trained_run, tmp_path):
