@@ -85,6 +85,11 @@ def held_out_dataset(data_dir: Path, preset: str, n_cases: int, seed: int) -> Pa
     return root
 
 
+def _figure(name: str, value) -> float | int:
+    """A score rounded to 6 decimals; a count (``cases``, ``cases_failed``) as an integer."""
+    return int(value) if name.startswith("cases") else round(float(value), 6)
+
+
 def release_models(cfg: DictConfig) -> dict:
     """Train, strip, score and record every model of ``cfg.models`` (or ``cfg.only``); returns ``models.json``.
 
@@ -127,10 +132,10 @@ def release_models(cfg: DictConfig) -> dict:
             "source_checkpoint": best.name,
             "epoch": int(read_checkpoint(best).get("epoch", -1)),
             "date": datetime.date.today().isoformat(),
-            "training": {key: round(float(metrics[key]), 6) for key in TRAINING_SCORES if key in metrics},
+            "training": {key: _figure(key, metrics[key]) for key in TRAINING_SCORES if key in metrics},
             "held_out": {
                 "data": f"synthetic preset={held_out.preset} seed={held_out.seed} n={held_out.n_cases}",
-                **{key: round(float(scores[key]), 6) for key in HELD_OUT_SCORES if key in scores},
+                **{key: _figure(key, scores[key]) for key in HELD_OUT_SCORES if key in scores},
             },
             "train_seconds": round(train_seconds, 1),
             "built_with": {"torch": torch.__version__, "python": platform.python_version(), "threads": int(cfg.threads)},
