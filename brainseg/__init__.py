@@ -1,10 +1,11 @@
 """brainseg: brain segmentation in head CT angiography.
 
-``brainseg.segment(path)`` and ``brainseg.mip(path)`` (:mod:`brainseg.api`) predict with the
-shipped models; they are imported on first use, so ``import brainseg`` stays light.
+``brainseg.segment(path)``, ``brainseg.mip(path)`` and ``brainseg.predict(input, output)``
+(:mod:`brainseg.api`) predict with the shipped models; they are imported on first use, so
+``import brainseg`` stays light.
 """
 
-__all__ = ["segment", "mip"]
+__all__ = ["segment", "mip", "predict"]
 
 
 def __getattr__(name: str):

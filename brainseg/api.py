@@ -4,10 +4,12 @@
     mask = brainseg.segment("scan.nii.gz")          # nibabel image: uint8 mask on the scan's grid
     result = brainseg.mip("scan.nii.gz")            # the 2-D footprint in the scan's MIP
     result.mask, result.mip, result.probability
+    report = brainseg.predict("study/", "masks/")   # the command line: every case or series, files written
 
-Both run the command line's per-case step (:func:`brainseg.inference.predict.predict_case`):
-the same reading, CT check, prediction, post-processing and plausibility warnings as
-``scripts/predict.py``. ``model`` is a shipped model ('volume', 'mip'), ``pretrained:<name>``, or
+:func:`segment` and :func:`mip` run the command line's per-case step
+(:func:`brainseg.inference.predict.predict_case`), :func:`predict` the command line itself
+(:func:`brainseg.inference.predict.predict_report`, with conf/predict.yaml's defaults): the same
+reading, CT check, prediction, post-processing and plausibility warnings as ``scripts/predict.py``. ``model`` is a shipped model ('volume', 'mip'), ``pretrained:<name>``, or
 a checkpoint file. An image is a NIfTI path, a DICOM series or study folder (one axial CT series
 in it), or a nibabel image (written to a temporary file and read back like any file).
 """
@@ -28,12 +30,34 @@ from brainseg.inference.volume import VolumePredictor
 from brainseg.pretrained import PREFIX
 
 SHIPPED = ("volume", "mip")
-DEFAULT_OPTIONS = {"postprocessing": {"largest_component": True, "fill_holes": True, "closing_mm": 0.0}}
+# conf/predict.yaml's defaults (tests/test_api.py checks that they agree): an installed package has no conf/.
+PREDICT_DEFAULTS = {
+    "threshold": None,
+    "device": "cpu",
+    "on_non_ct": "warn",
+    "dicom": {"min_slices": 5, "max_axial_angle_deg": 40},
+    "mip_limits": {"area_mm2": [8000, 32000]},
+    "volumes": {
+        "slice_step_mm": None,
+        "postprocessing": {"largest_component": True, "fill_holes": True, "closing_mm": 0.0},
+        "brain_mip": True,
+        "vessel_window": [0, 600],
+        "margin_mm": 1.0,
+        "slab_mm": None,
+        "overlap_mm": 0.0,
+    },
+}
+DEFAULT_OPTIONS = {**PREDICT_DEFAULTS["volumes"], "mip_limits": PREDICT_DEFAULTS["mip_limits"]}
+
+
+def checkpoint_name(model: str | Path) -> str:
+    """``pretrained:<model>`` for a shipped model's short name; anything else as given."""
+    return f"{PREFIX}{model}" if str(model) in SHIPPED else str(model)
 
 
 @lru_cache(maxsize=4)
 def _predictor(model: str, device: str, threshold: float | None) -> MipPredictor | VolumePredictor:
-    return load_predictor(f"{PREFIX}{model}" if model in SHIPPED else model, device, threshold)
+    return load_predictor(checkpoint_name(model), device, threshold)
 
 
 def _input_case(image, folder: Path) -> InputCase:
@@ -47,7 +71,10 @@ def _input_case(image, folder: Path) -> InputCase:
     if len(found) != 1:
         listed = ", ".join(case.case_id for case in found) or "none"
         left_out = "; ".join(f"{case.case_id}: {case.skipped}" for case in cases if case.skipped)
-        raise ConfigError(f"{image}: expected one image to segment, found {len(found)} ({listed})" + (f"; left out: {left_out}" if left_out else ""))
+        raise ConfigError(
+            f"{image}: expected one image, found {len(found)} ({listed})" + (f"; left out: {left_out}" if left_out else "")
+            + "; brainseg.predict(folder, output) predicts every one"
+        )
     return found[0]
 
 
@@ -121,4 +148,28 @@ def mip(
     return _run(image, model, MipPredictor, device, threshold, on_non_ct, output)
 
 
-__all__ = ["segment", "mip", "BadCaseError", "ConfigError"]
+def predict(input: str | Path, output: str | Path, model: str | Path = "volume", **options) -> dict:
+    """What ``python scripts/predict.py input=... output=...`` does: every case of ``input`` (a file, a
+    folder, a DICOM study with several series) predicted into ``output``, with ``predictions.csv``.
+
+    Args:
+        input: anything ``scripts/predict.py`` takes (conf/predict.yaml).
+        output: the folder for the masks, pictures, ``predictions.csv`` and ``predict_report.json``.
+        model: 'volume', 'mip', ``pretrained:<name>`` or a checkpoint file.
+        options: keys of conf/predict.yaml to change (``on_non_ct='fail'``, ``volumes={...}``, ...).
+
+    Returns:
+        The run's ``predict_report.json``: ``predicted``, ``warnings``, ``failed``, ``skipped_series``.
+    """
+    from omegaconf import OmegaConf
+
+    from brainseg.inference.predict import predict_report
+
+    unknown = sorted(set(options) - set(PREDICT_DEFAULTS))
+    if unknown:
+        raise ConfigError(f"unknown option(s) {unknown}; known: {sorted(PREDICT_DEFAULTS)}")
+    config = OmegaConf.merge(PREDICT_DEFAULTS, {"ckpt_path": checkpoint_name(model), "input": str(input), "output": str(output)}, options)
+    return predict_report(config)
+
+
+__all__ = ["segment", "mip", "predict", "BadCaseError", "ConfigError"]

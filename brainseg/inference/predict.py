@@ -96,6 +96,12 @@ def predict(cfg: DictConfig) -> list[str]:
     A case that fails gets one logged line and no files; the others go on. Returns the
     failures, one line each.
     """
+    return [f"{entry['error']}" for entry in predict_report(cfg)["failed"]]
+
+
+def predict_report(cfg: DictConfig) -> dict:
+    """:func:`predict`, returning what it writes into ``predict_report.json``: the checkpoint, the
+    cases predicted, their warnings, the failures and the DICOM series left out."""
     ckpt_path = checkpoint_choice(cfg)
     predictor = load_predictor(ckpt_path, cfg.get("device", "cpu"), cfg.get("threshold"))
     options = case_options(cfg)
@@ -135,7 +141,7 @@ def predict(cfg: DictConfig) -> list[str]:
         print(f"{len(skipped)} DICOM series left out:", *(f"  {entry['name']}: {entry['reason']}" for entry in skipped), sep="\n")
     if failures:
         print(f"{len(failures)} failed:", *(f"  {line}" for line in failures), sep="\n")
-    return failures
+    return report
 
 
 def write_rows(path: Path, rows: list[dict], columns: tuple[str, ...]) -> None:
