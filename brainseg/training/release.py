@@ -96,7 +96,15 @@ def release_models(cfg: DictConfig) -> dict:
     ``cfg.output`` is the folder of the checkpoints and ``models.json`` (``null``: the installed
     package's ``brainseg/pretrained``). Models not rebuilt keep their entries.
     """
+    threads = torch.get_num_threads()
     torch.set_num_threads(int(cfg.threads))
+    try:
+        return _release(cfg)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _release(cfg: DictConfig) -> dict:
     folder = Path(cfg.output) if cfg.get("output") else pretrained.FOLDER
     names = list(cfg.only) if cfg.get("only") else list(cfg.models)
     unknown = sorted(set(names) - set(cfg.models))
