@@ -126,7 +126,7 @@ def score_mip_cases(predictor: MipPredictor, cfg: DictConfig, root: Path, wanted
         pictures[case_id] = CasePicture(hu, truth, predicted)
     metrics = summarize([asdict(row) for row in rows], SCORES)
     context = {"checkpoint": cfg.ckpt_path, "cases": _cases_label(cfg), "resolution": cfg.resolution, "both_empty": cfg.both_empty}
-    write_report(output / "report.html", rows, pictures, metrics, context, predictor.preprocessing.hu_window, cfg.report.n_cases)
+    write_report(output / "report.html", rows, pictures, metrics, context, predictor.preprocessing.hu_window, cfg.report.n_cases, prepared.warnings)
     return [asdict(row) for row in rows]
 
 
@@ -154,7 +154,7 @@ def score_volume_cases(predictor: VolumePredictor, cfg: DictConfig, root: Path, 
     _write_data_report(output, root, dict(discovery.problems), warnings)
     context = {"checkpoint": cfg.ckpt_path, "cases": _cases_label(cfg), "scored": "3-D, on each volume's own grid"}
     window = predictor.preprocessing.hu_window
-    write_volume_report(output / "report.html", rows, views, summarize(rows, VOLUME_SCORES), context, cfg.report.n_cases, window)
+    write_volume_report(output / "report.html", rows, views, summarize(rows, VOLUME_SCORES), context, cfg.report.n_cases, window, warnings)
     return rows
 
 

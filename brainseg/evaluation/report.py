@@ -102,9 +102,11 @@ def pick_cases(rows: list[CaseScores], count: int) -> tuple[list[CaseScores], li
 
 
 def page(
-    context: dict[str, str], metrics: dict[str, float], n_rows: int, scores, legend: str, sections: list[str], columns, table: list[list[str]]
+    context: dict[str, str], metrics: dict[str, float], n_rows: int, scores, legend: str, sections: list[str], columns,
+    table: list[list[str]], data_warnings: list[str] = (),
 ) -> str:
-    """The whole ``report.html``: context, summary of ``scores``, legend, picture sections, and the case table (cells formatted)."""
+    """The whole ``report.html``: context, summary of ``scores``, legend, picture sections, the case
+    table (cells formatted), and what reading the data had to fix (``data_warnings``: DICOM tilt, ...)."""
     statistics = ("mean", "median", "std", "min", "max")
     header = "".join(f"<th>{name}</th>" for name in statistics)
     summary = "".join(
@@ -117,6 +119,9 @@ def page(
         counts += f", {metrics['cases_failed']} failed"
     rows = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in table)
     body = "\n".join(section for section in sections if section)
+    if data_warnings:
+        items = "".join(f"<li>{html.escape(str(warning))}</li>" for warning in data_warnings)
+        body += f"\n<h2>Reading the data</h2>\n<ul class='meta'>{items}</ul>"
     return f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>brainseg evaluation</title><style>{STYLE}</style></head>
 <body>
@@ -140,8 +145,10 @@ def write_report(
     context: dict[str, str],
     window: tuple[float, float],
     count: int = 4,
+    data_warnings: list[str] = (),
 ) -> Path:
-    """Write ``report.html``: summary, the worst and best ``count`` cases with pictures, all cases."""
+    """Write ``report.html``: summary, the worst and best ``count`` cases with pictures, all cases,
+    and ``data_warnings`` (what reading the data had to fix)."""
     worst, farthest, best = pick_cases(rows, count)
     columns = ("case_id", *SCORES, "predicted_area_mm2", "true_area_mm2", "note")
     ordered = sorted(rows, key=lambda row: (row.dice is None, row.dice if row.dice is not None else 0.0, row.case_id))
@@ -157,7 +164,7 @@ def write_report(
         _section("Largest HD95 among the others", farthest, pictures, window) if farthest else "",
         _section(f"Best {len(best)} by Dice", best, pictures, window),
     ]
-    document = page(context, metrics, len(rows), SCORES, legend, sections, columns, table)
+    document = page(context, metrics, len(rows), SCORES, legend, sections, columns, table, data_warnings)
     path = Path(path)
     path.write_text(document)
     return path

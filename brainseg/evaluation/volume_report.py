@@ -94,8 +94,10 @@ def write_volume_report(
     context: dict[str, str],
     count: int = 4,
     window: tuple[float, float] = (-100.0, 1000.0),
+    data_warnings: list[str] = (),
 ) -> Path:
-    """Write ``report.html`` for 3-D scores: summary, the worst and best ``count`` volumes as axial slices, all cases."""
+    """Write ``report.html`` for 3-D scores: summary, the worst and best ``count`` volumes as axial
+    slices, all cases, and ``data_warnings`` (what reading the data had to fix)."""
     scored = [SimpleNamespace(**row) for row in rows if row.get("dice") is not None and row["case_id"] in views]
     worst, farthest, best = pick_cases(scored, count)
 
@@ -112,5 +114,5 @@ def write_volume_report(
     )
     sections = [section(f"Worst {len(worst)} by Dice", worst), section("Largest HD95 among the others", farthest), section(f"Best {len(best)} by Dice", best)]
     path = Path(path)
-    path.write_text(page(context, metrics, len(rows), VOLUME_SCORES, legend, sections, columns, table))
+    path.write_text(page(context, metrics, len(rows), VOLUME_SCORES, legend, sections, columns, table, data_warnings))
     return path

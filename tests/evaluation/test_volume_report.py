@@ -1,4 +1,4 @@
-"""What happened travels into the reports: DICOM fixes in data_report.json, 3-D cases in report.html."""
+"""What happened travels into the reports: DICOM fixes in data_report.json and report.html, 3-D cases as axial slices."""
 
 from __future__ import annotations
 
@@ -62,3 +62,16 @@ def test_a_3d_evaluation_writes_report_html_with_axial_slices_and_the_dicom_fixe
     assert page.count("data:image/png;base64,") == 4  # the 2 worst and the 2 best, no case twice
     assert "Worst 2 by Dice" in page and "Best 2 by Dice" in page and "axial slices" in page
     assert all(case in page for case in ("case00", "case04", "tilted"))  # every case in the table
+    assert "Reading the data" in page and "gantry tilt of" in page  # what reading the series had to fix
+
+
+def test_a_mip_evaluation_reports_the_dicom_fixes_too(trained_run, tmp_path):
+    from brainseg.evaluation.evaluate import evaluate
+
+    root = dataset_with_a_tilted_series(tmp_path / "data")
+    checkpoint = json.loads((trained_run / "metrics.json").read_text())["best_checkpoint"]
+    cfg = compose_config([f"ckpt_path={checkpoint}", f"data.root={root}", f"data.cache_root={tmp_path / 'cache'}"], tmp_path, "evaluate")
+    assert evaluate(cfg)["cases"] == 3
+    output = Path(cfg.paths.output_dir)
+    assert any("gantry tilt" in warning for warning in json.loads((output / "data_report.json").read_text())["warnings"])
+    assert "gantry tilt of" in (output / "report.html").read_text()
