@@ -190,11 +190,11 @@ def segment_volume(
     slice_step_mm: float | None = None,
     on_non_ct: str = "warn",
 ) -> VolumeSegmentation:
-    """Segment the brain in one CTA volume (a NIfTI file or a DICOM series folder).
+    """Segment the brain in one CTA volume (a NIfTI file, a DICOM series folder or a series of a study).
 
     Args:
         predictor: the slice network with its preprocessing and threshold.
-        path: the CTA volume.
+        path: the CTA volume (a path, or a :class:`~brainseg.data.dicom.DicomSeries`).
         postprocessing: clean-up of the prediction (:class:`PostProcessing`).
         limits: plausibility limits for the warnings; ``None`` skips the checks.
         return_probabilities: also return the probabilities on the input grid (float32; a

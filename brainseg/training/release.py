@@ -136,6 +136,7 @@ def _release(cfg: DictConfig) -> dict:
             "mode": stripped["brainseg"]["preprocessing"]["mode"],
             "recipe": f"python train.py {' '.join(recipe)}".strip(),
             "overrides": recipe,
+            "run_overrides": list(cfg.run_overrides),
             "seed": int(train_cfg.seed),
             "source_checkpoint": best.name,
             "epoch": int(read_checkpoint(best).get("epoch", -1)),
