@@ -11,7 +11,8 @@ from brainseg.cli import run_safely
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    from brainseg.training.train import train  # here, not at the top: `--help` needs Hydra only
+    # imported here, not at the top: `--help` needs Hydra only
+    from brainseg.training.train import train
 
     metrics = run_safely(train, cfg)
     # Sweepers (Optuna) maximise the value returned here.

@@ -1,8 +1,9 @@
-"""Predict brain masks on new scans (NIfTI, DICOM series or MIP PNGs):
+"""Predict brain masks on new scans (NIfTI, DICOM series and studies, or MIP PNGs):
 
-    python scripts/predict.py ckpt_path=PATH input=FILE_OR_DIR [output=DIR]
+    python scripts/predict.py input=FILE_OR_DIR [output=DIR] [model=mip | ckpt_path=PATH]
 
-Exits with status 1 if any case failed (after predicting all the others). See conf/predict.yaml.
+Without a checkpoint, the shipped 3-D model segments each volume. Exits with status 1 if any
+case failed (after predicting all the others). See conf/predict.yaml.
 """
 
 import sys
@@ -11,13 +12,15 @@ import hydra
 from omegaconf import DictConfig
 
 from brainseg.cli import run_safely
+from brainseg.pretrained import register_model_choices
+
+register_model_choices()  # model=mip | model=volume
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
 def main(cfg: DictConfig) -> None:
-    from brainseg.inference.predict import (
-        predict,  # here, not at the top: `--help` needs Hydra only
-    )
+    # imported here, not at the top: `--help` needs Hydra only
+    from brainseg.inference.predict import predict
 
     if run_safely(predict, cfg):  # failures after predicting all the others
         sys.exit(1)

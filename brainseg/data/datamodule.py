@@ -219,7 +219,13 @@ class BrainDataModule(pl.LightningDataModule):
             return
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "split.json").write_text(json.dumps(split, indent=2) + "\n")
-        report = {"dataset": str(self.dataset_root), "skipped": self.prepared.skipped, "warnings": self.prepared.warnings}
+        # The dataset's absolute path, so that evaluation finds it from any working directory; the path as given, for people.
+        report = {
+            "dataset": str(self.dataset_root.resolve()),
+            "dataset_given": str(self.dataset_root),
+            "skipped": self.prepared.skipped,
+            "warnings": self.prepared.warnings,
+        }
         (self.run_dir / "data_report.json").write_text(json.dumps(report, indent=2) + "\n")
 
     # ---- loaders -----------------------------------------------------------------------------

@@ -51,6 +51,25 @@ class SlicePlan:
 
 
 @dataclass(frozen=True)
+class DicomSeries:
+    """One series of a DICOM study: its files (anywhere under the study folder) and what names it.
+
+    :func:`open_image` reads it like a series folder; :mod:`brainseg.data.dicom_study` finds them.
+    """
+
+    folder: Path  # the folder its files are in (their common parent)
+    files: tuple[Path, ...]
+    uid: str = ""  # SeriesInstanceUID
+    name: str = ""  # the case ID its outputs are named by
+    number: str = ""  # SeriesNumber
+    description: str = ""  # SeriesDescription
+    modality: str = ""
+
+    def __str__(self) -> str:
+        return str(self.folder)
+
+
+@dataclass(frozen=True)
 class DicomVolume(NiftiVolume):
     """A DICOM series on a regular orthogonal grid; storage axes (column, row, slice), HU float32."""
 
@@ -83,7 +102,8 @@ class DicomVolume(NiftiVolume):
             yield start, slab
 
 
-def _pydicom():
+def load_pydicom():
+    """The pydicom module, or an ImportError that says how to install it."""
     try:
         import pydicom
     except ImportError:  # an optional extra: say how to get it
@@ -93,7 +113,7 @@ def _pydicom():
 
 def _read_hu(path: Path) -> np.ndarray:
     """One slice's pixels in HU, float32, (rows, cols)."""
-    pydicom = _pydicom()
+    pydicom = load_pydicom()
     try:
         dataset = pydicom.dcmread(path)
         pixels = dataset.pixel_array
@@ -107,10 +127,11 @@ def _read_hu(path: Path) -> np.ndarray:
 def is_dicom_folder(path: str | Path) -> bool:
     """True if ``path`` is a folder holding at least one DICOM file (``DICM`` magic or ``.dcm``)."""
     path = Path(path)
-    return path.is_dir() and any(_looks_like_dicom(file) for file in path.iterdir())
+    return path.is_dir() and any(looks_like_dicom(file) for file in path.iterdir())
 
 
-def _looks_like_dicom(file: Path) -> bool:
+def looks_like_dicom(file: Path) -> bool:
+    """A ``.dcm`` file, or a file with the DICOM Part 10 preamble (``DICM`` at byte 128)."""
     if not file.is_file() or file.name.startswith("."):
         return False
     if file.suffix.lower() == ".dcm":
@@ -119,15 +140,15 @@ def _looks_like_dicom(file: Path) -> bool:
         return stream.read(132)[128:] == b"DICM"
 
 
-def _headers(folder: Path) -> list[tuple[Path, object]]:
-    """(file, header without pixels) for every DICOM image in ``folder``.
+def _headers(folder: Path, files: tuple[Path, ...] | None = None) -> list[tuple[Path, object]]:
+    """(file, header without pixels) for every DICOM image in ``folder`` (or of ``files``).
 
     Other files, and DICOM objects that are not images (DICOMDIR, reports: no ``Rows``), are skipped.
     """
-    pydicom = _pydicom()
+    pydicom = load_pydicom()
     headers = []
-    for file in sorted(folder.iterdir()):
-        if not _looks_like_dicom(file):
+    for file in sorted(folder.iterdir()) if files is None else files:
+        if not looks_like_dicom(file):
             continue
         try:
             header = pydicom.dcmread(file, stop_before_pixels=True)
@@ -201,14 +222,15 @@ def _plan_slices(positions: np.ndarray, in_plane: np.ndarray, spacing: tuple[flo
     return tuple(plan), step, warnings
 
 
-def read_dicom_series(folder: str | Path, max_voxels: int = DEFAULT_MAX_VOXELS) -> DicomVolume:
-    """Open a folder holding one CT series; headers are read now, pixels when the volume is streamed.
+def read_dicom_series(folder: str | Path, max_voxels: int = DEFAULT_MAX_VOXELS, files: tuple[Path, ...] | None = None) -> DicomVolume:
+    """Open a folder holding one CT series (or the ``files`` of one series of a study); headers are
+    read now, pixels when the volume is streamed.
 
     Raises:
         BadCaseError: one line naming the folder (or file) and what cannot be used.
     """
     folder = Path(folder)
-    headers = _headers(folder)
+    headers = _headers(folder, files)
     _check_series(folder, headers)
     first = headers[0][1]
     orientation = np.array(first.ImageOrientationPatient, float)
@@ -238,8 +260,10 @@ def read_dicom_series(folder: str | Path, max_voxels: int = DEFAULT_MAX_VOXELS) 
     return DicomVolume(folder, shape, LPS_TO_RAS @ lps, np.dtype(np.float32), 1.0, 0.0, 0, files, plan, tuple(warnings))
 
 
-def open_image(path: str | Path, max_voxels: int = DEFAULT_MAX_VOXELS) -> NiftiVolume:
-    """A CT image for projection: a DICOM series folder or a NIfTI file."""
+def open_image(path: str | Path | DicomSeries, max_voxels: int = DEFAULT_MAX_VOXELS) -> NiftiVolume:
+    """A CT image for projection: a DICOM series folder, a series of a study, or a NIfTI file."""
+    if isinstance(path, DicomSeries):
+        return read_dicom_series(path.folder, max_voxels, path.files)
     path = Path(path)
     if path.is_dir():
         return read_dicom_series(path, max_voxels)

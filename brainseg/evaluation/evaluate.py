@@ -1,8 +1,8 @@
 """The evaluation of a checkpoint on a dataset, case by case, in the checkpoint's own terms.
 
 A MIP checkpoint is scored in 2-D on the cached MIPs (the grid training scores on, or the MIP's
-own), with a visual ``report.html``; a slice checkpoint is scored in 3-D on each volume's own
-voxel grid. Both write ``per_case.csv``, ``metrics.json`` (:func:`~brainseg.evaluation.summary.summarize`)
+own); a slice checkpoint is scored in 3-D on each volume's own voxel grid. Both write a visual
+``report.html`` (MIPs, or axial slices of the volumes), and ``per_case.csv``, ``metrics.json`` (:func:`~brainseg.evaluation.summary.summarize`)
 and ``data_report.json`` into the run folder. The cases are ``data.root`` whole, or a split of
 the checkpoint's training run.
 """
@@ -35,9 +35,11 @@ from brainseg.evaluation.metrics import (
 )
 from brainseg.evaluation.report import CasePicture, write_report
 from brainseg.evaluation.summary import summarize, write_per_case
+from brainseg.evaluation.volume_report import axial_views, write_volume_report
 from brainseg.inference.mip import MipPredictor
 from brainseg.inference.predict import load_predictor
 from brainseg.inference.volume import VolumePredictor
+from brainseg.pretrained import PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -65,16 +67,32 @@ def evaluation_dataset(cfg: DictConfig) -> tuple[Path, list[str] | None]:
     """
     if cfg.data.get("root") is not None:
         return Path(cfg.data.root), None
+    if str(cfg.ckpt_path).startswith(PREFIX):
+        raise ConfigError(f"{cfg.ckpt_path} is a shipped model, with no training run here; give data.root=DIR to score it on a dataset")
     run = Path(cfg.ckpt_path).resolve().parent.parent
     split_file, report_file = run / "split.json", run / "data_report.json"
     if not split_file.is_file() or not report_file.is_file():
         raise ConfigError(f"{run} holds no split.json/data_report.json of a training run; give data.root=DIR to score a whole dataset")
-    root = Path(json.loads(report_file.read_text())["dataset"])
-    if not root.is_dir():
-        raise ConfigError(f"the training run's dataset {root} is not here (run from where training ran, or give data.root=DIR)")
+    root = training_dataset(run, json.loads(report_file.read_text())["dataset"])
     splits = json.loads(split_file.read_text())
     wanted = sorted(sum(splits.values(), [])) if cfg.split == "all" else splits[cfg.split]
     return root, wanted
+
+
+def training_dataset(run: Path, recorded: str) -> Path:
+    """The dataset folder a training run recorded: absolute since runs record it so; an older run's
+    relative path is looked up from the working directory, then from the folders above the run
+    (training ran in the folder that holds ``outputs/``).
+
+    Raises:
+        ConfigError: the folder is not found.
+    """
+    root = Path(recorded)
+    candidates = [root] if root.is_absolute() else [root, *(folder / root for folder in run.parents)]
+    for candidate in candidates:
+        if candidate.is_dir():
+            return candidate
+    raise ConfigError(f"the training run's dataset {recorded} is not here (give data.root=DIR)")
 
 
 def _keep_wanted(items: dict, wanted: list[str] | None, split: str) -> dict:
@@ -108,34 +126,42 @@ def score_mip_cases(predictor: MipPredictor, cfg: DictConfig, root: Path, wanted
         pictures[case_id] = CasePicture(hu, truth, predicted)
     metrics = summarize([asdict(row) for row in rows], SCORES)
     context = {"checkpoint": cfg.ckpt_path, "cases": _cases_label(cfg), "resolution": cfg.resolution, "both_empty": cfg.both_empty}
-    write_report(output / "report.html", rows, pictures, metrics, context, predictor.preprocessing.hu_window, cfg.report.n_cases)
+    write_report(output / "report.html", rows, pictures, metrics, context, predictor.preprocessing.hu_window, cfg.report.n_cases, prepared.warnings)
     return [asdict(row) for row in rows]
 
 
 def score_volume_cases(predictor: VolumePredictor, cfg: DictConfig, root: Path, wanted, output: Path) -> list[dict]:
-    """3-D scores of every case on its own voxel grid; a case that fails is a row with its ``error``."""
+    """3-D scores of every case on its own voxel grid; a case that fails is a row with its ``error``.
+    Writes ``report.html`` with the worst and best volumes as axial slices."""
     discovery = discover_cases(root)
-    _write_data_report(output, root, dict(discovery.problems), [])
     records: dict[str, CaseRecord] = _keep_wanted({record.case_id: record for record in discovery.cases}, wanted, cfg.split)
     options = dict(cfg.get("volumes") or {})
-    rows = []
+    rows, warnings, views = [], [], {}
     for case_id, record in tqdm(records.items(), desc="Evaluating volumes", unit="case", leave=False):
         try:
             case = open_case(record, cfg.data.get("affine_tolerance", 1e-3))
+            warnings += case.warnings  # DICOM tilt and spacing fixes, binarized masks
             result = predictor.segment(record.image_path, options)
-            scores = score_volume(np.asanyarray(result.mask.dataobj) != 0, case.mask, case.image.affine)
+            predicted = np.asanyarray(result.mask.dataobj) != 0
+            scores = score_volume(predicted, case.mask, case.image.affine)
         except (BadCaseError, OSError, ValueError, MemoryError) as error:
             line = str(error).splitlines()[0] if str(error) else type(error).__name__
             log.error("failed %s: %s", case_id, line)
             rows.append({"case_id": case_id, "error": line})
             continue
         rows.append({"case_id": case_id, **scores, "warnings": "; ".join(result.warnings)})
+        views[case_id] = axial_views(case.image, case.mask, predicted)
+    _write_data_report(output, root, dict(discovery.problems), warnings)
+    context = {"checkpoint": cfg.ckpt_path, "cases": _cases_label(cfg), "scored": "3-D, on each volume's own grid"}
+    window = predictor.preprocessing.hu_window
+    write_volume_report(output / "report.html", rows, views, summarize(rows, VOLUME_SCORES), context, cfg.report.n_cases, window, warnings)
     return rows
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
-    """Score ``cfg.ckpt_path`` case by case; write ``per_case.csv``, ``metrics.json`` and
-    ``data_report.json`` (the files left out, with their reasons), plus ``report.html`` for MIPs."""
+    """Score ``cfg.ckpt_path`` (a file or ``pretrained:<name>``) case by case; write ``per_case.csv``,
+    ``metrics.json``, ``report.html`` and ``data_report.json`` (the files left out, with their
+    reasons, and what reading them had to fix)."""
     check_evaluate_config(cfg)
     predictor = load_predictor(cfg.ckpt_path, cfg.get("device", "cpu"), cfg.get("threshold"))
     root, wanted = evaluation_dataset(cfg)
@@ -165,5 +191,5 @@ def _cases_label(cfg: DictConfig) -> str:
 
 
 def _write_data_report(output: Path, root: Path, skipped: dict, warnings: list) -> None:
-    report = {"dataset": str(root), "skipped": skipped, "warnings": warnings}
+    report = {"dataset": str(Path(root).resolve()), "dataset_given": str(root), "skipped": skipped, "warnings": warnings}
     (output / "data_report.json").write_text(json.dumps(report, indent=2) + "\n")

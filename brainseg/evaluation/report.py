@@ -66,14 +66,15 @@ def png_data_uri(rgb: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _format(value, digits: int = 4) -> str:
+def format_value(value, digits: int = 4) -> str:
+    """A table cell: a float with ``digits`` decimals, a dash for nothing, anything else escaped."""
     if value is None:
         return "&ndash;"
     return f"{value:.{digits}f}" if isinstance(value, float) else html.escape(str(value))
 
 
 def _case_card(row: CaseScores, picture: CasePicture, window: tuple[float, float]) -> str:
-    scores = "".join(f"<tr><td>{name}</td><td>{_format(getattr(row, name), DIGITS.get(name, 4))}</td></tr>" for name in SCORES)
+    scores = "".join(f"<tr><td>{name}</td><td>{format_value(getattr(row, name), DIGITS.get(name, 4))}</td></tr>" for name in SCORES)
     note = f"<div class='meta'>{html.escape(row.note)}</div>" if row.note else ""
     return (
         f"<div class='case'><div class='id'>{html.escape(row.case_id)}</div>"
@@ -100,6 +101,42 @@ def pick_cases(rows: list[CaseScores], count: int) -> tuple[list[CaseScores], li
     return worst, farthest, best
 
 
+def page(
+    context: dict[str, str], metrics: dict[str, float], n_rows: int, scores, legend: str, sections: list[str], columns,
+    table: list[list[str]], data_warnings: list[str] = (),
+) -> str:
+    """The whole ``report.html``: context, summary of ``scores``, legend, picture sections, the case
+    table (cells formatted), and what reading the data had to fix (``data_warnings``: DICOM tilt, ...)."""
+    statistics = ("mean", "median", "std", "min", "max")
+    header = "".join(f"<th>{name}</th>" for name in statistics)
+    summary = "".join(
+        f"<tr><td>{name}</td>" + "".join(f"<td>{format_value(metrics.get(f'{name}/{stat}'))}</td>" for stat in statistics) + "</tr>"
+        for name in scores
+    )
+    meta = " &middot; ".join(f"{html.escape(key)}: {html.escape(str(value))}" for key, value in context.items())
+    counts = f"{metrics.get('cases', n_rows)} cases, {metrics.get('cases_excluded', 0)} excluded"
+    if metrics.get("cases_failed"):
+        counts += f", {metrics['cases_failed']} failed"
+    rows = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in table)
+    body = "\n".join(section for section in sections if section)
+    if data_warnings:
+        items = "".join(f"<li>{html.escape(str(warning))}</li>" for warning in data_warnings)
+        body += f"\n<h2>Reading the data</h2>\n<ul class='meta'>{items}</ul>"
+    return f"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>brainseg evaluation</title><style>{STYLE}</style></head>
+<body>
+<h1>brainseg evaluation</h1>
+<p class="meta">{meta}<br>{counts}</p>
+<h2>Summary</h2>
+<table><tr><th>score</th>{header}</tr>{summary}</table>
+{legend}
+{body}
+<h2>All cases, worst first</h2>
+<table><tr>{''.join(f'<th>{name}</th>' for name in columns)}</tr>{rows}</table>
+</body></html>
+"""
+
+
 def write_report(
     path: str | Path,
     rows: list[CaseScores],
@@ -108,43 +145,26 @@ def write_report(
     context: dict[str, str],
     window: tuple[float, float],
     count: int = 4,
+    data_warnings: list[str] = (),
 ) -> Path:
-    """Write ``report.html``: summary, the worst and best ``count`` cases with pictures, all cases."""
+    """Write ``report.html``: summary, the worst and best ``count`` cases with pictures, all cases,
+    and ``data_warnings`` (what reading the data had to fix)."""
     worst, farthest, best = pick_cases(rows, count)
-    statistics = ("mean", "median", "std", "min", "max")
-    header = "".join(f"<th>{name}</th>" for name in statistics)
-    summary = "".join(
-        f"<tr><td>{name}</td>" + "".join(f"<td>{_format(metrics.get(f'{name}/{stat}'))}</td>" for stat in statistics) + "</tr>"
-        for name in SCORES
-    )
-    meta = " &middot; ".join(f"{html.escape(key)}: {html.escape(str(value))}" for key, value in context.items())
-    counts = f"{metrics.get('cases', len(rows))} cases, {metrics.get('cases_excluded', 0)} excluded"
     columns = ("case_id", *SCORES, "predicted_area_mm2", "true_area_mm2", "note")
     ordered = sorted(rows, key=lambda row: (row.dice is None, row.dice if row.dice is not None else 0.0, row.case_id))
-    table = "".join(
-        "<tr>" + "".join(f"<td>{_format(getattr(row, name), DIGITS.get(name, 4))}</td>" for name in columns) + "</tr>" for row in ordered
-    )
+    table = [[format_value(getattr(row, name), DIGITS.get(name, 4)) for name in columns] for row in ordered]
     legend = (
         "<p class='legend'>Left: MIP with outlines<span style='background:#3cdc3c'></span>truth"
         "<span style='background:#ff3c3c'></span>prediction. Right: error map"
         "<span style='background:#c8c8c8'></span>both<span style='background:#3cdc3c'></span>missed (false negative)"
         "<span style='background:#ff3c3c'></span>extra (false positive)</p>"
     )
-    document = f"""<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>brainseg evaluation</title><style>{STYLE}</style></head>
-<body>
-<h1>brainseg evaluation</h1>
-<p class="meta">{meta}<br>{counts}</p>
-<h2>Summary</h2>
-<table><tr><th>score</th>{header}</tr>{summary}</table>
-{legend}
-{_section(f"Worst {len(worst)} by Dice", worst, pictures, window)}
-{_section("Largest HD95 among the others", farthest, pictures, window) if farthest else ""}
-{_section(f"Best {len(best)} by Dice", best, pictures, window)}
-<h2>All cases, worst first</h2>
-<table><tr>{''.join(f'<th>{name}</th>' for name in columns)}</tr>{table}</table>
-</body></html>
-"""
+    sections = [
+        _section(f"Worst {len(worst)} by Dice", worst, pictures, window),
+        _section("Largest HD95 among the others", farthest, pictures, window) if farthest else "",
+        _section(f"Best {len(best)} by Dice", best, pictures, window),
+    ]
+    document = page(context, metrics, len(rows), SCORES, legend, sections, columns, table, data_warnings)
     path = Path(path)
     path.write_text(document)
     return path

@@ -1,16 +1,17 @@
-"""What prediction runs on: NIfTI files, DICOM series folders, dataset folders and MIP PNGs."""
+"""What prediction runs on: NIfTI files, DICOM series and studies, dataset folders and MIP PNGs."""
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from brainseg.data.cases import open_case
-from brainseg.data.dicom import is_dicom_folder
+from brainseg.data.dicom import DicomSeries
+from brainseg.data.dicom_study import scan_study
 from brainseg.data.discovery import (
     LAYOUTS,
     CaseRecord,
@@ -26,17 +27,35 @@ IMAGE_FOLDERS = {image_folder for image_folder, *_ in LAYOUTS.values()}  # lower
 
 @dataclass(frozen=True)
 class InputCase:
-    """One thing to predict on: a NIfTI file, a DICOM series folder or a MIP PNG."""
+    """One thing to predict on: a NIfTI file, a DICOM series or a MIP PNG."""
 
     case_id: str
     path: Path
     problem: str = ""  # why it cannot be predicted, known before reading it (a duplicate case ID)
+    series: DicomSeries | None = None  # a DICOM series: its files, wherever they lie
+    skipped: str = ""  # why a DICOM series is left out (a localizer, a secondary capture, ...); not a failure
+
+    @property
+    def source(self) -> Path | DicomSeries:
+        """What :func:`brainseg.data.dicom.open_image` opens: the series, or the file or folder."""
+        return self.series if self.series is not None else self.path
+
+    def describe(self) -> dict:
+        """The DICOM series' identity, for reports (empty for files)."""
+        if self.series is None:
+            return {}
+        series = self.series
+        return {"series_uid": series.uid, "series_number": series.number, "description": series.description,
+                "modality": series.modality, "images": len(series.files)}
 
 
-def find_inputs(path: str | Path) -> list[InputCase]:
-    """The cases under ``path``: a NIfTI file, a MIP PNG, a DICOM series folder, a dataset folder
-    (either layout; masks are not needed), or a flat folder of NIfTI files, PNGs and series folders.
-    Inputs that share a case ID are returned with a ``problem``: predicting them would mix up outputs.
+def find_inputs(path: str | Path, dicom: dict | None = None) -> list[InputCase]:
+    """The cases under ``path``: a NIfTI file, a MIP PNG, a dataset folder (either layout; masks are
+    not needed), or a folder of NIfTI files, PNGs and DICOM files, the DICOM files in nested folders
+    or not (a series folder, a study, folders of studies). DICOM files are grouped into series
+    (:func:`brainseg.data.dicom_study.scan_study`, options ``dicom``); the series that are not axial
+    CT volumes come back with their reason in ``skipped``. Inputs that share a case ID come back with
+    a ``problem``: predicting them would mix up outputs.
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
@@ -47,8 +66,6 @@ def find_inputs(path: str | Path) -> list[InputCase]:
         return [InputCase(stem, path)]
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: no such file or folder")
-    if is_dicom_folder(path):
-        return [InputCase(path.name, path)]
     try:
         discovery = discover_cases(path, require_masks=False)
     except FileNotFoundError:  # not a dataset layout: a flat folder
@@ -67,11 +84,17 @@ def find_inputs(path: str | Path) -> list[InputCase]:
             cases.append(InputCase(stem, child))
         elif child.suffix.lower() == PNG_SUFFIX and child.is_file():
             cases.append(InputCase(child.stem, child))
-        elif child.is_dir() and is_dicom_folder(child):
-            cases.append(InputCase(child.name, child))
-    counts = Counter(case.case_id for case in cases)  # 'a.nii' and 'a.nii.gz' would write the same outputs
+    cases += dicom_inputs(path, dicom)
+    counts = Counter(case.case_id for case in cases if not case.skipped)  # 'a.nii' and 'a.nii.gz' would write the same outputs
     duplicate = "duplicate case ID {!r} in the input; rename one"
-    return [InputCase(c.case_id, c.path, duplicate.format(c.case_id)) if counts[c.case_id] > 1 else c for c in cases]
+    return [replace(c, problem=duplicate.format(c.case_id)) if counts[c.case_id] > 1 and not c.skipped else c for c in cases]
+
+
+def dicom_inputs(folder: Path, options: dict | None = None) -> list[InputCase]:
+    """The DICOM series under ``folder``: those to predict, then those left out with their reason."""
+    study = scan_study(folder, **dict(options or {}))
+    cases = [InputCase(series.name, series.folder, series=series) for series in study.series]
+    return cases + [InputCase(series.name, series.folder, series=series, skipped=reason) for series, reason in study.skipped]
 
 
 def read_mip_png(path: str | Path, hu_window: tuple[float, float]) -> Projection:
@@ -105,8 +128,19 @@ def read_mip_png(path: str | Path, hu_window: tuple[float, float]) -> Projection
     return Projection(hu, None, spacing)
 
 
+def is_windowed_png(case: InputCase) -> bool:
+    """An 8-bit MIP PNG: already windowed, so its HU are not the scanner's and cannot be checked as CT."""
+    if case.series is not None or case.path.suffix.lower() != PNG_SUFFIX:
+        return False
+    try:
+        with Image.open(case.path) as image:
+            return image.mode == "L"
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError):
+        return False
+
+
 def project_input(case: InputCase, hu_window: tuple[float, float]) -> Projection:
     """The HU MIP of an input case (NIfTI, DICOM folder or PNG), in display orientation."""
     if case.path.is_file() and case.path.suffix.lower() == PNG_SUFFIX:
         return read_mip_png(case.path, hu_window)
-    return project_case(open_case(CaseRecord(case.case_id, case.path)))
+    return project_case(open_case(CaseRecord(case.case_id, case.source)))

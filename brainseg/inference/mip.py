@@ -25,7 +25,12 @@ from brainseg.data.transforms import (
     plan_square_fit,
     restore_from_square,
 )
-from brainseg.inference.inputs import InputCase, project_input
+from brainseg.inference.inputs import InputCase, is_windowed_png, project_input
+from brainseg.inference.plausibility import (
+    MipLimits,
+    check_ct_input,
+    check_mip_plausibility,
+)
 from brainseg.visualization import PREDICTION_COLOUR, enlarge, overlay
 
 
@@ -49,7 +54,7 @@ class MipPredictor:
         threshold: probability above which a pixel is brain. Defaults to 0.5.
     """
 
-    outputs = ("case_id", "input", "brain_area_mm2")  # predictions.csv columns
+    outputs = ("case_id", "input", "brain_area_mm2", "warnings")  # predictions.csv columns
 
     def __init__(self, net: nn.Module, preprocessing: Preprocessing, threshold: float = 0.5):
         self.device = next(net.parameters(), torch.empty(0)).device
@@ -83,19 +88,50 @@ class MipPredictor:
             fit=fit,
         )
 
-    def predict_input(self, case: InputCase, output: Path, options: dict) -> dict:
-        """Predict one input case; write ``<case>_{mask,prob,overlay}.png`` into ``output``; its CSV row.
+    def run(self, case: InputCase, options: dict) -> "MipResult":
+        """Project one input case (or read its MIP PNG), check it looks like CT, predict its footprint, check that.
 
         Raises:
-            BadCaseError: the input cannot be read or projected.
+            BadCaseError: the input cannot be read or projected; not CT under ``on_non_ct='fail'``.
         """
-        window = self.preprocessing.hu_window
-        projection = project_input(case, window)
+        projection = project_input(case, self.preprocessing.hu_window)
+        warnings = [] if is_windowed_png(case) else check_ct_input(projection.image, case.path, options.get("on_non_ct", "warn"), projection=True)
         prediction = self.predict(projection.image, projection.spacing)
-        pictures = case_pictures(projection.image, prediction, window)
+        warnings += check_mip_plausibility(prediction.mask, projection.spacing, MipLimits(**dict(options.get("mip_limits") or {})))
+        return MipResult(projection.image, projection.spacing, prediction, warnings)
+
+    def write(self, case: InputCase, result: "MipResult", output: Path, options: dict) -> None:
+        """Write ``<case>_{mask,prob,overlay}.png`` into ``output``."""
+        pictures = case_pictures(result.mip, result.prediction, self.preprocessing.hu_window)
         write_pngs({output / f"{case.case_id}_{name}.png": array for name, array in pictures.items()})
-        area = float(prediction.mask.sum()) * projection.spacing[0] * projection.spacing[1]
-        return {"case_id": case.case_id, "input": str(case.path), "brain_area_mm2": f"{area:.1f}"}
+
+    def row(self, case: InputCase, result: "MipResult") -> dict:
+        """The case's row of ``predictions.csv``."""
+        return {"case_id": case.case_id, "input": str(case.path), "brain_area_mm2": f"{result.area_mm2:.1f}", "warnings": "; ".join(result.warnings)}
+
+
+@dataclass
+class MipResult:
+    """A case's HU MIP (display orientation) and its predicted brain footprint on the same grid."""
+
+    mip: np.ndarray  # float32 HU, (rows, cols): anterior up, the patient's right on the left
+    spacing: tuple[float, float]  # mm between rows, between columns
+    prediction: Prediction
+    warnings: list[str]
+
+    @property
+    def mask(self) -> np.ndarray:
+        """uint8 {0, 1}, the MIP's grid."""
+        return self.prediction.mask
+
+    @property
+    def probability(self) -> np.ndarray:
+        """float32 [0, 1], the MIP's grid."""
+        return self.prediction.probability
+
+    @property
+    def area_mm2(self) -> float:
+        return float(self.prediction.mask.sum()) * self.spacing[0] * self.spacing[1]
 
 
 OVERLAY_MIN_SIDE = 512  # a smaller MIP's overlay is enlarged by an integer factor, for people to look at

@@ -15,14 +15,26 @@ Three checks, each a warning (a mask is still written; a person decides):
 
 Arrays are in RAS voxel order (axis 2 runs inferior -> superior), as
 :func:`brainseg.data.axial.to_ras` gives them.
+
+A 2-D footprint from a MIP gets its own checks (:func:`check_mip_plausibility`: area, empty,
+touching the border), and every input is first checked to look like CT in HU
+(:func:`check_ct_input`): air near -1000 HU, soft tissue in its range, not an 8-bit export.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
+
+from brainseg.errors import BadCaseError, ConfigError
+
+NON_CT_POLICIES = ("warn", "fail")
+AIR_MAX_HU = -800.0  # the darkest 1 % of a CT (air around the head, or padding outside the field of view) is below this
+SOFT_TISSUE_HU = (-100.0, 100.0)  # fat, CSF, brain, muscle
+MIN_SOFT_TISSUE = 0.05  # of the voxels denser than air: a head CT has far more (MIP pictures are not checked for it)
 
 
 @dataclass(frozen=True)
@@ -98,3 +110,74 @@ def check_plausibility(
         if below > limits.below_skull_base_ml:
             warnings.append(f"{below:.1f} mL of mask lies below the skull base (under bone of >= {limits.bone_hu:g} HU)")
     return warnings
+
+
+@dataclass(frozen=True)
+class MipLimits:
+    """What a plausible adult brain footprint in an axial MIP looks like (area in mm²)."""
+
+    area_mm2: tuple[float, float] = (8000.0, 32000.0)
+
+
+def check_mip_plausibility(mask: np.ndarray, spacing, limits: MipLimits = MipLimits()) -> list[str]:
+    """Warnings (possibly none) about a 2-D brain footprint with pixel ``spacing`` in mm: empty,
+    an area outside ``limits.area_mm2``, or touching the image border (a head cut off by the field of view)."""
+    inside = np.asarray(mask) > 0
+    if not inside.any():
+        return ["mask is empty: no brain found"]
+    warnings = []
+    area = float(np.count_nonzero(inside)) * float(spacing[0]) * float(spacing[1])
+    low, high = limits.area_mm2
+    if not low <= area <= high:
+        side = "below" if area < low else "above"
+        warnings.append(f"mask area {area:.0f} mm2 is {side} the adult range {low:.0f}-{high:.0f} mm2")
+    if inside[0].any() or inside[-1].any() or inside[:, 0].any() or inside[:, -1].any():
+        warnings.append("mask touches the image border: the head may be cut off by the field of view")
+    return warnings
+
+
+def ct_problems(hu: np.ndarray, projection: bool = False, samples: int = 1_000_000) -> list[str]:
+    """Why ``hu`` does not look like CT in HU (an empty list when it does).
+
+    Args:
+        hu: the image's values, any shape.
+        projection: ``hu`` is a MIP, whose pixels are the densest along each line: its soft
+            tissue is hidden behind bone and vessels, so only air and the value range are checked.
+        samples: at most this many values are looked at (evenly spaced).
+    """
+    values = np.asarray(hu, np.float32).ravel()
+    values = values[:: max(1, values.size // samples)]
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return ["no finite values"]
+    low, high = float(values.min()), float(values.max())
+    if low >= 0.0 and high <= 255.0:
+        return [f"values lie in {low:.0f}..{high:.0f}: an 8-bit picture export, not HU"]
+    problems = []
+    darkest = float(np.percentile(values, 1))
+    if darkest > AIR_MAX_HU:
+        problems.append(f"no air near -1000 HU (the darkest 1 % is at {darkest:.0f}): MRI, or CT without its rescale intercept?")
+    dense = values[values > -500.0]
+    if not projection and dense.size:
+        tissue = float(np.mean((dense >= SOFT_TISSUE_HU[0]) & (dense <= SOFT_TISSUE_HU[1])))
+        if tissue < MIN_SOFT_TISSUE:
+            problems.append(f"only {tissue:.1%} of the head lies in the soft-tissue range {SOFT_TISSUE_HU[0]:.0f}..{SOFT_TISSUE_HU[1]:.0f} HU")
+    return problems
+
+
+def check_ct_input(hu: np.ndarray, path: str | Path, on_non_ct: str = "warn", projection: bool = False) -> list[str]:
+    """One warning when ``hu`` does not look like CT in HU; with ``on_non_ct='fail'`` a refusal instead.
+
+    Raises:
+        BadCaseError: under ``on_non_ct='fail'``, naming the input and the reasons.
+        ConfigError: an unknown policy.
+    """
+    if on_non_ct not in NON_CT_POLICIES:
+        raise ConfigError(f"on_non_ct must be one of {NON_CT_POLICIES}, got {on_non_ct!r}")
+    problems = ct_problems(hu, projection)
+    if not problems:
+        return []
+    message = "input does not look like CT in HU (" + "; ".join(problems) + "); the model expects CT in HU"
+    if on_non_ct == "fail":
+        raise BadCaseError(path, message + " (refused: on_non_ct=fail)")
+    return [message]

@@ -2,75 +2,151 @@
 
 :func:`load_predictor` is the one place that asks which representation a checkpoint was trained
 on: a MIP model predicts a 2-D footprint per case (:class:`MipPredictor`), a slice model a 3-D
-mask on the input's grid plus skull-free vessel views (:class:`VolumePredictor`). Both take an
-input case and an output folder and return the case's row of ``predictions.csv``.
+mask on the input's grid plus skull-free vessel views (:class:`VolumePredictor`). Both run an
+input case, write its files and give its row of ``predictions.csv``; :func:`predict_case` is that
+one step, shared by the command line (:func:`predict`) and the Python API (:mod:`brainseg.api`).
+Without a checkpoint, the shipped 3-D model is used (:mod:`brainseg.pretrained`).
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
 from brainseg.checkpoint import load_model
-from brainseg.errors import BadCaseError
-from brainseg.inference.inputs import find_inputs
-from brainseg.inference.mip import MipPredictor
-from brainseg.inference.volume import VolumePredictor
+from brainseg.errors import BadCaseError, ConfigError
+from brainseg.inference.inputs import InputCase, find_inputs
+from brainseg.inference.mip import MipPredictor, MipResult
+from brainseg.inference.volume import VolumePredictor, VolumeSegmentation
+from brainseg.pretrained import resolve_checkpoint
 
 log = logging.getLogger(__name__)
 
 PREDICTORS = {"mip": MipPredictor, "slices": VolumePredictor}  # Preprocessing.mode -> predictor
+STATUS_COLUMNS = ("status", "reason")  # ok | warning | failed | skipped, and why
+REPORT = "predict_report.json"
 
 
-def load_predictor(path: str | Path, device: str = "cpu", threshold: float | None = None) -> MipPredictor | VolumePredictor:
+def load_predictor(path: str | Path | None = None, device: str = "cpu", threshold: float | None = None) -> MipPredictor | VolumePredictor:
     """The predictor of a checkpoint's mode, read weights-only.
 
     Args:
-        path: a ``.ckpt`` written by brainseg training.
+        path: a ``.ckpt`` written by brainseg training, ``pretrained:mip`` / ``pretrained:volume``
+            (a shipped model, its SHA-256 checked), or ``None`` for the shipped 3-D model.
         device: 'cpu', 'cuda', ...
         threshold: overrides the checkpoint's threshold when given.
 
     Raises:
-        BadCheckpointError: see :func:`brainseg.checkpoint.load_model`.
+        BadCheckpointError: see :func:`brainseg.checkpoint.load_model`. ConfigError: an unknown shipped model.
     """
-    model = load_model(path, device, threshold)
+    model = load_model(resolve_checkpoint(path), device, threshold)
     return PREDICTORS[model.preprocessing.mode](model.net, model.preprocessing, model.threshold)
 
 
+@dataclass
+class CaseResult:
+    """What predicting one case gave: its ``predictions.csv`` row and the prediction itself."""
+
+    row: dict
+    prediction: MipResult | VolumeSegmentation
+
+
+def predict_case(predictor: MipPredictor | VolumePredictor, case: InputCase, output: Path | None, options: dict) -> CaseResult:
+    """Predict one input case; write its files into ``output`` (none when ``None``); log its warnings.
+
+    Raises:
+        BadCaseError: the case cannot be predicted (unreadable, a duplicate ID, not CT under
+            ``on_non_ct='fail'``, ...).
+    """
+    if case.problem:  # a duplicate case ID: its outputs would overwrite another case's
+        raise BadCaseError(case.path, case.problem)
+    if case.skipped:
+        raise BadCaseError(case.path, f"series {case.case_id} left out: {case.skipped}")
+    result = predictor.run(case, options)
+    if output is not None:
+        predictor.write(case, result, output, options)
+    for warning in result.warnings:
+        log.warning("%s: %s", case.case_id, warning)
+    row = predictor.row(case, result)
+    return CaseResult({**row, "status": "warning" if result.warnings else "ok", "reason": ""}, result)
+
+
+def case_options(cfg: DictConfig) -> dict:
+    """The per-case options of predict and evaluate: ``volumes:``, ``mip_limits`` and ``on_non_ct``."""
+    return {**dict(cfg.get("volumes") or {}), "mip_limits": dict(cfg.get("mip_limits") or {}), "on_non_ct": cfg.get("on_non_ct", "warn")}
+
+
+def checkpoint_choice(cfg: DictConfig) -> str | None:
+    """``cfg.ckpt_path`` (``model=mip|volume`` sets it to a shipped model); refuses a training ``model`` group."""
+    if cfg.get("model") is not None:
+        raise ConfigError("model= picks a shipped model here: model=mip or model=volume (or give ckpt_path=FILE)")
+    return cfg.get("ckpt_path")
+
+
 def predict(cfg: DictConfig) -> list[str]:
-    """Predict on every case of ``cfg.input`` into ``cfg.output``, plus ``predictions.csv``.
+    """Predict on every case of ``cfg.input`` into ``cfg.output``, plus ``predictions.csv`` (a row per
+    case and per DICOM series left out, with its status) and ``predict_report.json``.
 
     A case that fails gets one logged line and no files; the others go on. Returns the
     failures, one line each.
     """
-    predictor = load_predictor(cfg.ckpt_path, cfg.get("device", "cpu"), cfg.get("threshold"))
-    options = dict(cfg.get("volumes") or {})
-    cases = find_inputs(cfg.input)
+    return [f"{entry['error']}" for entry in predict_report(cfg)["failed"]]
+
+
+def predict_report(cfg: DictConfig) -> dict:
+    """:func:`predict`, returning what it writes into ``predict_report.json``: the checkpoint, the
+    cases predicted, their warnings, the failures and the DICOM series left out."""
+    ckpt_path = checkpoint_choice(cfg)
+    predictor = load_predictor(ckpt_path, cfg.get("device", "cpu"), cfg.get("threshold"))
+    options = case_options(cfg)
+    cases = find_inputs(cfg.input, dict(cfg.get("dicom") or {}))
     if not cases:
-        raise FileNotFoundError(f"{cfg.input}: no NIfTI files, DICOM series folders or MIP PNGs found")
+        raise FileNotFoundError(f"{cfg.input}: no NIfTI files, DICOM series or MIP PNGs found")
     output = Path(cfg.output)
     output.mkdir(parents=True, exist_ok=True)
-    failures, rows = [], []
+    failures, rows, skipped = [], [], []
     for case in tqdm(cases, desc="Predicting", unit="case", leave=False):
+        if case.skipped:
+            log.info("%s: series left out: %s", case.case_id, case.skipped)
+            rows.append({"case_id": case.case_id, "input": str(case.path), "status": "skipped", "reason": case.skipped})
+            skipped.append({"name": case.case_id, "folder": str(case.path), **case.describe(), "reason": case.skipped})
+            continue
         try:
-            if case.problem:  # a duplicate case ID: its outputs would overwrite another case's
-                raise BadCaseError(case.path, case.problem)
-            rows.append(predictor.predict_input(case, output, options))
+            rows.append(predict_case(predictor, case, output, options).row)
         except (BadCaseError, OSError, ValueError, MemoryError) as error:
             line = str(error) if isinstance(error, BadCaseError) else f"{case.path}: {type(error).__name__}: {error}"
             line = line.splitlines()[0] if line else str(case.path)
             log.error("%s", line)
             failures.append(line)
-    with open(output / "predictions.csv", "w", newline="") as stream:
-        writer = csv.DictWriter(stream, fieldnames=list(predictor.outputs))
-        writer.writeheader()
-        writer.writerows(rows)
-    flagged = sum(bool(row.get("warnings")) for row in rows)
-    print(f"{len(rows)} of {len(cases)} case(s) predicted into {output}" + (f" ({flagged} with warnings)" if flagged else ""))
+            rows.append({"case_id": case.case_id, "input": str(case.path), "status": "failed", "reason": line})
+    write_rows(output / "predictions.csv", rows, (*predictor.outputs, *STATUS_COLUMNS))
+    report = {
+        "checkpoint": str(ckpt_path or "pretrained:volume"),
+        "input": str(cfg.input),
+        "predicted": [row["case_id"] for row in rows if row["status"] in ("ok", "warning")],
+        "warnings": {row["case_id"]: row["warnings"] for row in rows if row["status"] == "warning"},
+        "failed": [{"case_id": row["case_id"], "error": row["reason"]} for row in rows if row["status"] == "failed"],
+        "skipped_series": skipped,
+    }
+    (output / REPORT).write_text(json.dumps(report, indent=2) + "\n")
+    predicted, flagged = len(report["predicted"]), len(report["warnings"])
+    print(f"{predicted} of {len(cases) - len(skipped)} case(s) predicted into {output}" + (f" ({flagged} with warnings)" if flagged else ""))
+    if skipped:
+        print(f"{len(skipped)} DICOM series left out:", *(f"  {entry['name']}: {entry['reason']}" for entry in skipped), sep="\n")
     if failures:
         print(f"{len(failures)} failed:", *(f"  {line}" for line in failures), sep="\n")
-    return failures
+    return report
+
+
+def write_rows(path: Path, rows: list[dict], columns: tuple[str, ...]) -> None:
+    """``predictions.csv``: one row per case, in input order; missing cells blank."""
+    with open(path, "w", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=list(columns), extrasaction="ignore", restval="")
+        writer.writeheader()
+        writer.writerows(rows)

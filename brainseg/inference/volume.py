@@ -38,7 +38,7 @@ from brainseg.data.axial import (
     resample_slices,
     to_ras,
 )
-from brainseg.data.dicom import open_image
+from brainseg.data.dicom import DicomSeries, open_image
 from brainseg.data.nifti import NiftiVolume
 from brainseg.data.normalization import FOREGROUND_HU
 from brainseg.data.preprocessing import Preprocessing
@@ -47,6 +47,7 @@ from brainseg.errors import BadCaseError
 from brainseg.inference.inputs import InputCase
 from brainseg.inference.plausibility import (
     PlausibilityLimits,
+    check_ct_input,
     check_plausibility,
     voxel_ml,
 )
@@ -75,35 +76,40 @@ class VolumePredictor:
 
     outputs = ("case_id", "input", "brain_volume_ml", "warnings")  # predictions.csv columns
 
-    def segment(self, path: str | Path, options: dict) -> "VolumeSegmentation":
-        """:func:`segment_volume` with the ``volumes:`` options of predict and evaluate."""
+    def segment(self, path: str | Path | DicomSeries, options: dict) -> "VolumeSegmentation":
+        """:func:`segment_volume` with the ``volumes:`` options of predict and evaluate (and ``on_non_ct``)."""
         return segment_volume(
             self,
             path,
             postprocessing=PostProcessing(**dict(options.get("postprocessing") or {})),
             slice_step_mm=options.get("slice_step_mm"),
+            on_non_ct=options.get("on_non_ct", "warn"),
         )
 
-    def predict_input(self, case: InputCase, output: Path, options: dict) -> dict:
-        """Segment one volume; write ``<case>_brainmask.nii.gz`` and the vessel views; its CSV row.
+    def run(self, case: InputCase, options: dict) -> "VolumeSegmentation":
+        """Segment one input case (a NIfTI file or a DICOM series).
 
         Raises:
-            BadCaseError: the input is not a volume, or cannot be read.
+            BadCaseError: the input is not a volume, cannot be read, or (``on_non_ct='fail'``) is not CT.
         """
-        if case.path.suffix.lower() == ".png":
+        if case.series is None and case.path.suffix.lower() == ".png":
             raise BadCaseError(case.path, "a slice-mode checkpoint segments volumes (NIfTI or DICOM), not MIP PNGs")
-        result = self.segment(case.path, options)
+        return self.segment(case.source, options)
+
+    def write(self, case: InputCase, result: "VolumeSegmentation", output: Path, options: dict) -> None:
+        """Write ``<case>_brainmask.nii.gz`` and, unless ``brain_mip`` is off, the skull-free vessel views."""
         save_mask(result, mask_path(output, case.case_id))
         if options.get("brain_mip", True):
             write_vessel_views(
-                case.case_id, case.path, result.mask, output,
+                case.case_id, case.source, result.mask, output,
                 vessel_window=tuple(options.get("vessel_window") or VESSEL_WINDOW),
                 margin_mm=float(options.get("margin_mm", 1.0)),
                 slab_mm=options.get("slab_mm"),
                 overlap_mm=float(options.get("overlap_mm") or 0.0),
             )
-        for warning in result.warnings:
-            log.warning("%s: %s", case.case_id, warning)
+
+    def row(self, case: InputCase, result: "VolumeSegmentation") -> dict:
+        """The case's row of ``predictions.csv``."""
         volume = f"{result.volume_ml:.1f}"
         return {"case_id": case.case_id, "input": str(case.path), "brain_volume_ml": volume, "warnings": "; ".join(result.warnings)}
 
@@ -182,12 +188,13 @@ def segment_volume(
     batch_size: int = 16,
     bf16: bool = False,
     slice_step_mm: float | None = None,
+    on_non_ct: str = "warn",
 ) -> VolumeSegmentation:
-    """Segment the brain in one CTA volume (a NIfTI file or a DICOM series folder).
+    """Segment the brain in one CTA volume (a NIfTI file, a DICOM series folder or a series of a study).
 
     Args:
         predictor: the slice network with its preprocessing and threshold.
-        path: the CTA volume.
+        path: the CTA volume (a path, or a :class:`~brainseg.data.dicom.DicomSeries`).
         postprocessing: clean-up of the prediction (:class:`PostProcessing`).
         limits: plausibility limits for the warnings; ``None`` skips the checks.
         return_probabilities: also return the probabilities on the input grid (float32; a
@@ -197,14 +204,16 @@ def segment_volume(
         slice_step_mm: run the network on slices about this far apart and interpolate the
             probabilities between them (thin-slice scans); ``None`` uses the model's in-plane
             ``spacing_mm``, so the grid it infers on is about isotropic; 0 runs every slice.
+        on_non_ct: 'warn' (a warning when the input does not look like CT in HU) or 'fail' (refuse it).
 
     Raises:
-        BadCaseError: the file is unreadable or not a 3-D volume.
+        BadCaseError: the file is unreadable or not a 3-D volume; not CT under ``on_non_ct='fail'``.
     """
     timings, clock = {}, time.perf_counter()
     volume = open_image(path)  # a NIfTI file or a DICOM series folder
     grid = plan_axial_grid(volume.affine, volume.shape, predictor.preprocessing.spacing_mm)
     hu = read_axial_hu(volume, grid)
+    warnings = [*getattr(volume, "warnings", ()), *check_ct_input(hu.numpy(), volume.path, on_non_ct)]  # DICOM tilt, spacing; not CT
     timings["read"], clock = time.perf_counter() - clock, time.perf_counter()
 
     slice_step_mm = predictor.preprocessing.spacing_mm if slice_step_mm is None else slice_step_mm
@@ -223,7 +232,6 @@ def segment_volume(
     timings["postprocess"] = time.perf_counter() - clock
 
     volume_ml = float(np.count_nonzero(mask)) * voxel_ml(volume.spacing)
-    warnings = []
     if removed_ml > 1.0:
         warnings.append(f"post-processing removed {removed_ml:.1f} mL of prediction outside the largest piece")
     if limits is not None:
@@ -236,7 +244,7 @@ def segment_volume(
 def mask_image(mask: np.ndarray, volume: NiftiVolume) -> nib.Nifti1Image:
     """A uint8 NIfTI on ``volume``'s grid: a NIfTI input's header is copied, so its sform and qform
     (codes and values) come back exactly; a DICOM series gets its affine as both, code 1 (scanner)."""
-    if volume.path.is_dir():
+    if volume.path.is_dir():  # a DICOM series
         image = nib.Nifti1Image(mask, volume.affine)
         image.set_sform(volume.affine, code=1)
         image.set_qform(volume.affine, code=1)

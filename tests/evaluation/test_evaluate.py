@@ -206,3 +206,50 @@ def test_a_checkpoint_outside_a_run_folder_needs_data_root(trained_run, tmp_path
     cfg = compose_config([f"ckpt_path={lonely}"], tmp_path, config_name="evaluate")
     with pytest.raises(ConfigError, match="data.root"):
         evaluate(cfg)
+
+
+def test_a_shipped_model_is_evaluated_on_a_dataset_folder(tmp_path):
+    cfg = compose_config(["ckpt_path=pretrained:mip"], tmp_path, config_name="evaluate")
+    with pytest.raises(ConfigError, match="pretrained:mip is a shipped model.*data.root=DIR"):
+        evaluate(cfg)
+
+
+def test_a_relative_dataset_path_of_an_older_run_is_found_above_the_run_folder(tmp_path, monkeypatch):
+    from brainseg.evaluation.evaluate import training_dataset
+
+    (tmp_path / "project" / "data" / "cta").mkdir(parents=True)
+    run = tmp_path / "project" / "outputs" / "train" / "runs" / "2025-01-01_00-00-00"
+    monkeypatch.chdir(tmp_path)  # not where training ran
+    assert training_dataset(run, "data/cta") == tmp_path / "project" / "data" / "cta"
+    assert training_dataset(run, str(tmp_path / "project" / "data" / "cta")) == tmp_path / "project" / "data" / "cta"
+    with pytest.raises(ConfigError, match="data/gone is not here"):
+        training_dataset(run, "data/gone")
+
+
+@pytest.mark.slow
+def test_evaluate_py_works_from_any_working_directory(tmp_path, monkeypatch):
+    """Training records the dataset's absolute path (and the relative one, for people): evaluate.py
+    run from another folder scores the same test split as training did."""
+    import subprocess
+    import sys
+
+    from brainseg.training.train import train
+    from tests.conftest import make_dataset
+
+    project = tmp_path / "project"
+    make_dataset(project / "dataset", n=8, shape=(40, 36, 10))
+    monkeypatch.chdir(project)
+    cfg = compose_config(["data=folder", "data.root=dataset", "data.image_size=32", "model.net.channels=[4,8]", "trainer.max_epochs=2",
+                          "logger=csv", "callbacks.validation_panel=null", "callbacks.progress_bar=null"], project)
+    trained = train(cfg)
+    run = Path(cfg.paths.output_dir)
+    report = json.loads((run / "data_report.json").read_text())
+    assert report["dataset"] == str(project / "dataset") and report["dataset_given"] == "dataset"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    script = Path(__file__).resolve().parents[2] / "scripts" / "evaluate.py"
+    result = subprocess.run([sys.executable, str(script), f"ckpt_path={trained['best_checkpoint']}", "hydra.run.dir=evaluation"],
+                            cwd=elsewhere, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = json.loads((elsewhere / "evaluation" / "metrics.json").read_text())
+    assert metrics["dice/mean"] == pytest.approx(trained["test/dice"], abs=1e-4)

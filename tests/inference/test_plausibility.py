@@ -1,6 +1,7 @@
 """Plausibility warnings: adult volume, one piece, nothing below the skull base."""
 
 import numpy as np
+import pytest
 
 from brainseg.inference.plausibility import (
     PlausibilityLimits,
@@ -54,3 +55,78 @@ def test_mask_under_the_cranial_floor_is_below_the_skull_base():
 
 def test_an_empty_mask_says_so():
     assert check_plausibility(np.zeros((4, 4, 4)), SPACING) == ["mask is empty: no brain found"]
+
+
+# ---- is it CT in HU? -------------------------------------------------------------------------------
+
+def head_ct(shape=(60, 60, 40)) -> np.ndarray:
+    """HU: air around a skull shell holding brain (35 HU) and CSF (5 HU)."""
+    x, y, z = np.meshgrid(*[np.linspace(-1, 1, n) for n in shape], indexing="ij")
+    r = np.sqrt(x**2 + y**2 + z**2)
+    hu = np.full(shape, -1000.0, np.float32)
+    hu[r < 0.9] = 1200.0
+    hu[r < 0.8] = 35.0
+    hu[r < 0.2] = 5.0
+    return hu
+
+
+def test_ct_in_hu_raises_no_doubt():
+    from brainseg.inference.plausibility import ct_problems
+
+    assert ct_problems(head_ct()) == []
+    assert ct_problems(head_ct().max(axis=2), projection=True) == []  # a MIP: bone hides the soft tissue
+
+
+def test_mri_like_values_have_no_air():
+    from brainseg.inference.plausibility import ct_problems
+
+    mri = np.clip(head_ct() + 1000.0, 0.0, 1000.0)  # 0..1000, background 0
+    (problem,) = ct_problems(mri)
+    assert "no air near -1000 HU" in problem
+
+
+def test_an_8_bit_export_is_named_as_such():
+    from brainseg.inference.plausibility import ct_problems
+
+    exported = np.round((np.clip(head_ct(), -100, 200) + 100) / 300 * 255)
+    assert ct_problems(exported) == ["values lie in 0..255: an 8-bit picture export, not HU"]
+
+
+def test_non_ct_warns_in_one_line_or_is_refused():
+    import pytest
+
+    from brainseg.errors import BadCaseError
+    from brainseg.inference.plausibility import check_ct_input
+
+    mri = np.clip(head_ct() + 1000.0, 0.0, 1000.0)
+    (warning,) = check_ct_input(mri, "scan.nii.gz")
+    assert warning.startswith("input does not look like CT in HU") and "\n" not in warning
+    with pytest.raises(BadCaseError, match="scan.nii.gz: input does not look like CT.*on_non_ct=fail"):
+        check_ct_input(mri, "scan.nii.gz", on_non_ct="fail")
+
+
+# ---- MIP footprints ------------------------------------------------------------------------------
+
+def footprint(shape=(200, 200), side=100) -> np.ndarray:
+    """A centred ``side`` x ``side`` square: its area is side^2 pixels."""
+    mask = np.zeros(shape, np.uint8)
+    top, left = (shape[0] - side) // 2, (shape[1] - side) // 2
+    mask[top : top + side, left : left + side] = 1
+    return mask
+
+
+@pytest.mark.parametrize(
+    "mask, spacing, expected",
+    [
+        (footprint(), (1.0, 1.0), []),  # 100^2 = 10000 mm2
+        (footprint(), (0.5, 0.5), ["mask area 2500 mm2 is below the adult range 8000-32000 mm2"]),
+        (footprint(), (2.0, 1.0), []),  # 20000 mm2
+        (footprint(), (2.0, 2.0), ["mask area 40000 mm2 is above the adult range 8000-32000 mm2"]),
+        (np.zeros((50, 50), np.uint8), (1.0, 1.0), ["mask is empty: no brain found"]),
+        (footprint((100, 200)), (1.0, 1.0), ["mask touches the image border: the head may be cut off by the field of view"]),
+    ],
+)
+def test_mip_footprints_are_checked_for_area_emptiness_and_the_border(mask, spacing, expected):
+    from brainseg.inference.plausibility import check_mip_plausibility
+
+    assert check_mip_plausibility(mask, spacing) == expected

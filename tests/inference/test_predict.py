@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -61,7 +62,11 @@ def test_good_cases_get_three_pngs_bad_ones_nothing_and_the_failures_are_listed(
     for case_id in ("truncated", "text", "flat"):
         assert not list(out.glob(f"{case_id}_*"))
     assert not list(out.glob(".*tmp"))
-    assert (out / "predictions.csv").read_text().count("\n") == 4  # header + 3 cases
+    with open(out / "predictions.csv") as stream:
+        status = {row["case_id"]: (row["status"], row["reason"]) for row in csv.DictReader(stream)}
+    assert {case_id for case_id, (state, _) in status.items() if state == "failed"} == {"truncated", "text", "flat"}
+    assert {case_id for case_id, (state, _) in status.items() if state in ("ok", "warning")} == {"good0", "good1", "mip"}
+    assert status["flat"][1] in failures  # the failure's one line is its reason
 
 
 def test_the_pngs_are_a_binary_mask_a_16_bit_probability_and_an_rgb_overlay_on_the_mip_grid(trained_run, tmp_path):
@@ -104,3 +109,28 @@ def test_the_command_exits_1_after_predicting_every_good_case(trained_run, tmp_p
     assert result.returncode == 1, result.stderr[-2000:]
     assert "3 of 6 case(s) predicted" in result.stdout and "3 failed:" in result.stdout
     assert len(list((tmp_path / "out").glob("*_overlay.png"))) == 3
+
+
+def not_ct_inputs(folder: Path) -> Path:
+    """A CT phantom, an MRI-like volume (0..1000, no air at -1000) and an 8-bit export of the CT."""
+    image, _ = phantom((40, 36, 12))
+    write_nifti(folder / "ct.nii.gz", image, AFFINE)
+    write_nifti(folder / "mri.nii.gz", np.clip(image.astype(np.float32) + 1000, 0, 1000).astype(np.int16), AFFINE)
+    exported = np.round((np.clip(image.astype(np.float32), -100, 200) + 100) / 300 * 255).astype(np.uint8)
+    write_nifti(folder / "export.nii.gz", exported, AFFINE)
+    return folder
+
+
+@pytest.mark.parametrize("model", ["volume", "mip"])
+def test_inputs_that_are_not_ct_in_hu_get_one_warning_or_are_refused(tmp_path, model):
+    folder = not_ct_inputs(tmp_path / "in")
+    cfg = compose_config([f"input={folder}", f"output={tmp_path / 'warn'}", f"ckpt_path=pretrained:{model}"], tmp_path, "predict")
+    assert predict(cfg) == []
+    with open(tmp_path / "warn" / "predictions.csv") as stream:
+        warnings = {row["case_id"]: row["warnings"] for row in csv.DictReader(stream)}
+    assert "does not look like CT" not in warnings["ct"]
+    assert "no air near -1000 HU" in warnings["mri"] and "8-bit picture export" in warnings["export"]
+    cfg = compose_config([f"input={folder}", f"output={tmp_path / 'fail'}", f"ckpt_path=pretrained:{model}", "on_non_ct=fail"], tmp_path, "predict")
+    failures = predict(cfg)
+    assert sorted(Path(line.split(":")[0]).name for line in failures) == ["export.nii.gz", "mri.nii.gz"]
+    assert all("on_non_ct=fail" in line and "\n" not in line for line in failures)
