@@ -85,8 +85,8 @@ def open_case(record: CaseRecord, affine_tolerance: float = 1e-3, max_voxels: in
     """
     image = open_image(record.image_path, max_voxels)
     if record.mask_path is None:
-        return OpenedCase(record, image, None)
+        return OpenedCase(record, image, None, list(image.warnings))
     mask_volume = open_nifti(record.mask_path, max_voxels)
     check_same_grid(image, mask_volume, affine_tolerance)
     mask, warnings = read_binary_mask(mask_volume)
-    return OpenedCase(record, image, mask, warnings)
+    return OpenedCase(record, image, mask, [*image.warnings, *mask_volume.warnings, *warnings])
