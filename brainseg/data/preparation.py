@@ -14,8 +14,11 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import pickle
+import traceback
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -26,7 +29,7 @@ from brainseg.data.cases import OpenedCase, open_case
 from brainseg.data.discovery import CaseRecord, discover_cases
 from brainseg.data.nifti import DEFAULT_MAX_VOXELS
 from brainseg.data.projection import MipRepresentation
-from brainseg.errors import BadCaseError, BadDatasetError
+from brainseg.errors import BadCaseError, BadDatasetError, WorkerError
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +158,32 @@ def run_cases(worker, arguments: list[tuple], workers: int | None, chunksize: in
         yield from (worker(*args) for args in arguments)
         return
     with ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("spawn")) as pool:
-        yield from pool.map(worker, *zip(*arguments), chunksize=chunksize)
+        yield from pool.map(partial(call_intact, worker), *zip(*arguments), chunksize=chunksize)
+
+
+def call_intact(worker, *args):
+    """``worker(*args)`` in a pool process, so that whatever it raises reaches the caller whole.
+
+    An exception that does not survive pickling (a class whose constructor takes other arguments
+    than its ``args``) would break the pool with "a process ... terminated abruptly" and lose the
+    error; it is sent back as a :class:`WorkerError` with its type, message and traceback instead.
+    """
+    try:
+        return worker(*args)
+    except Exception as error:
+        if crosses_intact(error):
+            raise
+        task = repr(args[0]) if args else ""
+        raise WorkerError(type(error).__qualname__, str(error), traceback.format_exc(), task) from None
+
+
+def crosses_intact(value) -> bool:
+    """Whether ``value`` survives ``pickle`` as the same type with the same message (for errors)."""
+    try:
+        copy = pickle.loads(pickle.dumps(value))
+    except Exception:
+        return False
+    return type(copy) is type(value) and (not isinstance(value, BaseException) or str(copy) == str(value))
 
 
 def report_bad_cases(skipped: dict[str, str], warnings: list[str], on_bad_case: str) -> None:
@@ -169,8 +197,7 @@ def report_bad_cases(skipped: dict[str, str], warnings: list[str], on_bad_case: 
     for path, reason in skipped.items():
         log.warning("skipped %s: %s", path, reason)
     if skipped and on_bad_case == "fail":
-        lines = "\n".join(f"  {path}: {reason}" for path, reason in skipped.items())
-        raise BadDatasetError(f"{len(skipped)} bad file(s) under data.on_bad_case=fail:\n{lines}")
+        raise BadDatasetError(skipped)
 
 
 def _collect(prepared: PreparedDataset, record: CaseRecord, item, error: BadCaseError | None, newly: bool) -> None:
