@@ -6,7 +6,7 @@ The one path from a dataset folder to what training loads, whatever the represen
 
 The DataModules, ``scripts/preprocess.py`` and evaluation all call :func:`prepare_dataset`.
 Bad cases are reported with a one-line reason each; ``on_bad_case`` decides whether they are
-skipped or stop the run.
+skipped or stop the run. Temporaries that killed writers left in the cache are removed first.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from tqdm.auto import tqdm
 
-from brainseg.data.cache import cache_key
+from brainseg.data.cache import cache_key, remove_stale_temporaries
 from brainseg.data.cases import OpenedCase, open_case
 from brainseg.data.discovery import CaseRecord, discover_cases
 from brainseg.data.nifti import DEFAULT_MAX_VOXELS
@@ -127,6 +127,9 @@ def prepare_dataset(
     if on_bad_case not in BAD_CASE_POLICIES:
         raise ValueError(f"on_bad_case must be one of {BAD_CASE_POLICIES}, got {on_bad_case!r}")
     representation = representation or MipRepresentation()
+    removed = remove_stale_temporaries(cache_dir) if Path(cache_dir).is_dir() else []
+    if removed:
+        log.info("removed %d temporary file(s) that interrupted writers left in %s", len(removed), cache_dir)
     discovery = discover_cases(root)
     prepared = PreparedDataset(skipped=dict(discovery.problems))
     cases = select_shard(discovery.cases, shard, num_shards)
