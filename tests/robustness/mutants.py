@@ -214,7 +214,7 @@ class MutantWriter:
         mask = phantom(SHAPE, seed=0)[1].astype(np.float32)
         labels = mask * (1 + (np.arange(SHAPE[2]) >= SHAPE[2] // 2))  # 1 below, 2 above
         variants = {
-            "labels {0, 1, 2}": labels, "labels {0, 1, 2, 3, ..., 8}": mask * (1 + np.arange(SHAPE[2])),
+            "labels {0, 1, 2}": labels, "a label per slice (1 to 8)": mask * (1 + np.arange(SHAPE[2])),
             "fractional {0, 0.5, 1}": labels / 2, "fractional {0, 0.3}": mask * 0.3, "probabilities in [0, 1]":
             mask * np.linspace(0.1, 1, SHAPE[2]), "all ones": np.ones(SHAPE, np.float32), "{0, 255}": mask * 255,
             "{0, -1}": -mask, "{0, 1e-30}": mask * 1e-30, "all ones, uint8": np.ones(SHAPE, np.uint8),
