@@ -67,7 +67,7 @@ RULES = [
     ("dim0", r"dim\[0\] = [012]$", r"expected a 3-D volume, got [012]-D"),
     ("dim0", r"", "read"),  # 4 to 7 with every extra dimension 1
     ("single_slice", r"", "read"),
-    ("mask_values", r"labels|fractional \{0, 0.5|probabilities", r"mask is not binary"),
+    ("mask_values", r"label|fractional \{0, 0.5|probabilities", r"mask is not binary"),
     ("mask_values", r"", "read"),  # one non-zero value, however odd: binarized (a warning unless it is 1)
 ]
 
