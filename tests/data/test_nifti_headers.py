@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import math
 
+import nibabel as nib
 import numpy as np
 import pytest
 
@@ -97,3 +98,13 @@ def test_headers_nibabel_repairs_become_one_warning_naming_the_file_and_print_no
     assert volume.warnings == (f"{volume_file}: header check: pixdim[1,2,3] should be positive; setting to abs of pixdim values",)
     assert math.isclose(volume.spacing[0], 0.8, rel_tol=1e-6)
     assert capsys.readouterr().err == "" and caplog.text == ""
+
+
+@pytest.mark.parametrize("suffix", [".nii", ".nii.gz"])
+def test_a_nifti_2_file_and_a_one_voxel_file_pass_the_header_checks(tmp_path, suffix):
+    """NIfTI-2 keeps its magic number and dim[0] elsewhere; a 1-voxel NIfTI-1 file is shorter than a NIfTI-2 header."""
+    path = tmp_path / f"case{suffix}"
+    nib.save(nib.Nifti2Image(phantom((6, 5, 4))[0], AFFINE), path)
+    assert open_nifti(path).shape == (6, 5, 4)
+    tiny = write_nifti(tmp_path / f"tiny{suffix}", np.zeros((1, 1, 1), np.int16), AFFINE)
+    assert open_nifti(tiny).shape == (1, 1, 1)
