@@ -84,11 +84,12 @@ def open_case(record: CaseRecord, affine_tolerance: float = 1e-3, max_voxels: in
         BadCaseError: with a one-line reason naming the offending file.
     """
     image = open_image(record.image_path, max_voxels)
-    # What reading a DICOM series had to fix (gantry tilt, uneven spacing) travels into the run's reports.
-    image_warnings = [f"{image.path}: {warning}" for warning in getattr(image, "warnings", ())]
+    # What reading had to fix (a DICOM series' tilt or uneven spacing, repaired NIfTI header fields)
+    # travels into the run's reports, each line naming its file.
+    image_warnings = [w if str(image.path) in w else f"{image.path}: {w}" for w in getattr(image, "warnings", ())]
     if record.mask_path is None:
         return OpenedCase(record, image, None, image_warnings)
     mask_volume = open_nifti(record.mask_path, max_voxels)
     check_same_grid(image, mask_volume, affine_tolerance)
     mask, warnings = read_binary_mask(mask_volume)
-    return OpenedCase(record, image, mask, image_warnings + warnings)
+    return OpenedCase(record, image, mask, [*image_warnings, *mask_volume.warnings, *warnings])

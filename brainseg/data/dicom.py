@@ -257,7 +257,7 @@ def read_dicom_series(folder: str | Path, max_voxels: int = DEFAULT_MAX_VOXELS, 
     lps[:3, 3] = origins[0]
     for message in warnings:
         log.warning("%s: %s", folder, message)
-    return DicomVolume(folder, shape, LPS_TO_RAS @ lps, np.dtype(np.float32), 1.0, 0.0, 0, files, plan, tuple(warnings))
+    return DicomVolume(folder, shape, LPS_TO_RAS @ lps, np.dtype(np.float32), 1.0, 0.0, 0, files=files, plan=plan, warnings=tuple(warnings))
 
 
 def open_image(path: str | Path | DicomSeries, max_voxels: int = DEFAULT_MAX_VOXELS) -> NiftiVolume:

@@ -6,7 +6,7 @@ The one path from a dataset folder to what training loads, whatever the represen
 
 The DataModules, ``scripts/preprocess.py`` and evaluation all call :func:`prepare_dataset`.
 Bad cases are reported with a one-line reason each; ``on_bad_case`` decides whether they are
-skipped or stop the run.
+skipped or stop the run. Temporaries that killed writers left in the cache are removed first.
 """
 
 from __future__ import annotations
@@ -14,19 +14,22 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import pickle
+import traceback
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
 from tqdm.auto import tqdm
 
-from brainseg.data.cache import cache_key
+from brainseg.data.cache import cache_key, remove_stale_temporaries
 from brainseg.data.cases import OpenedCase, open_case
 from brainseg.data.discovery import CaseRecord, discover_cases
 from brainseg.data.nifti import DEFAULT_MAX_VOXELS
 from brainseg.data.projection import MipRepresentation
-from brainseg.errors import BadCaseError, BadDatasetError
+from brainseg.errors import BadCaseError, BadDatasetError, WorkerError
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +127,9 @@ def prepare_dataset(
     if on_bad_case not in BAD_CASE_POLICIES:
         raise ValueError(f"on_bad_case must be one of {BAD_CASE_POLICIES}, got {on_bad_case!r}")
     representation = representation or MipRepresentation()
+    removed = remove_stale_temporaries(cache_dir) if Path(cache_dir).is_dir() else []
+    if removed:
+        log.info("removed %d temporary file(s) that interrupted writers left in %s", len(removed), cache_dir)
     discovery = discover_cases(root)
     prepared = PreparedDataset(skipped=dict(discovery.problems))
     cases = select_shard(discovery.cases, shard, num_shards)
@@ -155,7 +161,32 @@ def run_cases(worker, arguments: list[tuple], workers: int | None, chunksize: in
         yield from (worker(*args) for args in arguments)
         return
     with ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("spawn")) as pool:
-        yield from pool.map(worker, *zip(*arguments), chunksize=chunksize)
+        yield from pool.map(partial(call_intact, worker), *zip(*arguments), chunksize=chunksize)
+
+
+def call_intact(worker, *args):
+    """``worker(*args)`` in a pool process, so that whatever it raises reaches the caller whole.
+
+    An exception that does not survive pickling (a class whose constructor takes other arguments
+    than its ``args``) would break the pool with "a process ... terminated abruptly" and lose the
+    error; it is sent back as a :class:`WorkerError` with its type, message and traceback instead.
+    """
+    try:
+        return worker(*args)
+    except Exception as error:
+        if crosses_intact(error):
+            raise
+        task = repr(args[0]) if args else ""
+        raise WorkerError(type(error).__qualname__, str(error), traceback.format_exc(), task) from None
+
+
+def crosses_intact(value) -> bool:
+    """Whether ``value`` survives ``pickle`` as the same type with the same message (for errors)."""
+    try:
+        copy = pickle.loads(pickle.dumps(value))
+    except Exception:
+        return False
+    return type(copy) is type(value) and (not isinstance(value, BaseException) or str(copy) == str(value))
 
 
 def report_bad_cases(skipped: dict[str, str], warnings: list[str], on_bad_case: str) -> None:
@@ -169,8 +200,7 @@ def report_bad_cases(skipped: dict[str, str], warnings: list[str], on_bad_case: 
     for path, reason in skipped.items():
         log.warning("skipped %s: %s", path, reason)
     if skipped and on_bad_case == "fail":
-        lines = "\n".join(f"  {path}: {reason}" for path, reason in skipped.items())
-        raise BadDatasetError(f"{len(skipped)} bad file(s) under data.on_bad_case=fail:\n{lines}")
+        raise BadDatasetError(skipped)
 
 
 def _collect(prepared: PreparedDataset, record: CaseRecord, item, error: BadCaseError | None, newly: bool) -> None:

@@ -39,7 +39,7 @@ from brainseg.data.axial import (
     to_ras,
 )
 from brainseg.data.dicom import DicomSeries, open_image
-from brainseg.data.nifti import NiftiVolume
+from brainseg.data.nifti import NiftiVolume, read_header
 from brainseg.data.normalization import FOREGROUND_HU
 from brainseg.data.preprocessing import Preprocessing
 from brainseg.data.transforms import AIR_HU
@@ -250,7 +250,7 @@ def mask_image(mask: np.ndarray, volume: NiftiVolume) -> nib.Nifti1Image:
         image.set_qform(volume.affine, code=1)
         image.header.set_xyzt_units("mm")
         return image
-    header = nib.load(volume.path).header.copy()
+    header = read_header(volume.path).copy()
     header.set_data_dtype(np.uint8)
     header.set_slope_inter(1.0, 0.0)
     header["descrip"] = b"brainseg brain mask"

@@ -1,9 +1,17 @@
 """The MIP cache: exact round trip, keyed by sources and settings, robust to crashes."""
 
+import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from brainseg.data.cache import cache_key
+from brainseg.data.cache import cache_key, remove_stale_temporaries, write_atomically
 from brainseg.data.discovery import CaseRecord
 from brainseg.data.preparation import prepare_dataset
 from brainseg.data.projection import MipCache, Projection
@@ -52,3 +60,84 @@ def test_a_half_written_png_is_a_miss_and_gets_rewritten(tmp_path):
     again = prepare_dataset(root, tmp_path / "cache", progress=False)
     assert again.newly_cached == 1 and set(again.items) == {"case00", "case01"}
     assert len(image_png.read_bytes()) > 100
+
+
+# ---- temporaries that killed writers leave behind ---------------------------------------------
+
+HOST = socket.gethostname()
+
+
+def _ended_process_id() -> int:
+    """The PID of a process that has run and ended (and been reaped)."""
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+# temporary -> (its name, seconds since it was last written, removed?)
+TEMPORARIES = {
+    "of a writer on this machine that has ended": (".a.png-{ended}@{host}-x1y2.tmp", 5, True),
+    "of a writer on this machine that is running (this test)": (".b.png-{running}@{host}-x1y2.tmp", 60, False),
+    "of a running process, untouched for two hours (its PID reused)": (".g.png-{running}@{host}-x1y2.tmp", 7200, True),
+    "of a writer on another machine, written a minute ago": (".c.png-{running}@other-node-07-x1y2.tmp", 60, False),
+    "of a writer on another machine, untouched for two hours": (".d.png-{running}@other-node-07-x1y2.tmp", 7200, True),
+    "without its writer in the name (older brainseg), recent": (".e.png-x1y2.tmp", 60, False),
+    "without its writer in the name (older brainseg), two hours old": (".f.png-x1y2.tmp", 7200, True),
+}
+
+
+def test_a_temporary_is_removed_when_its_writer_has_ended_or_it_is_an_hour_old(tmp_path):
+    ended, now = _ended_process_id(), time.time()
+    expected_removed = []
+    for name, age_s, removed in TEMPORARIES.values():
+        path = tmp_path / "cache" / "images" / name.format(ended=ended, running=os.getpid(), host=HOST)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"half a png")
+        os.utime(path, (now - age_s, now - age_s))
+        if removed:
+            expected_removed.append(path)
+    finished = tmp_path / "cache" / "images" / "case.png"
+    finished.write_bytes(b"a png")
+    assert sorted(remove_stale_temporaries(tmp_path / "cache")) == sorted(expected_removed)
+    assert sorted(path.name for path in (tmp_path / "cache" / "images").iterdir()) == [
+        ".b.png-{}@{}-x1y2.tmp".format(os.getpid(), HOST), ".c.png-{}@other-node-07-x1y2.tmp".format(os.getpid()), ".e.png-x1y2.tmp", "case.png",
+    ]
+
+
+def test_a_temporary_names_its_writer_so_a_later_run_can_tell_whether_it_still_runs(tmp_path, monkeypatch):
+    names = []
+    real_replace = os.replace
+    monkeypatch.setattr(os, "replace", lambda source, target: names.append(Path(source).name) or real_replace(source, target))
+    write_atomically(tmp_path / "case.png", lambda stream: stream.write(b"a png"))
+    (name,) = names
+    assert name.startswith(f".case.png-{os.getpid()}@{HOST}-") and name.endswith(".tmp")
+    assert (tmp_path / "case.png").read_bytes() == b"a png"
+
+
+def test_a_temporary_removed_before_its_rename_is_written_again(tmp_path, monkeypatch):
+    """A cleanup that wrongly took a running writer's temporary for a dead one's costs a rewrite, not the file."""
+    real_replace, calls = os.replace, []
+
+    def remove_the_first_temporary(source, target):
+        calls.append(source)
+        if len(calls) == 1:
+            os.unlink(source)
+        return real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", remove_the_first_temporary)
+    write_atomically(tmp_path / "case.png", lambda stream: stream.write(b"a png"))
+    assert len(calls) == 2 and (tmp_path / "case.png").read_bytes() == b"a png"
+    assert [path.name for path in tmp_path.iterdir()] == ["case.png"]
+
+
+def test_preparation_removes_what_killed_writers_left_and_says_so_in_one_line(tmp_path, caplog):
+    root = make_dataset(tmp_path / "ds", n=2, shape=(12, 10, 6))
+    prepare_dataset(root, tmp_path / "cache", workers=1, progress=False)
+    leftovers = [tmp_path / "cache" / folder / f".case00.png-{_ended_process_id()}@{HOST}-abcd.tmp" for folder in ("images", "masks")]
+    for leftover in leftovers:
+        leftover.write_bytes(b"\x89PNG half")
+    caplog.set_level(logging.INFO, logger="brainseg.data.preparation")
+    again = prepare_dataset(root, tmp_path / "cache", workers=1, progress=False)
+    assert again.newly_cached == 0 and not any(leftover.exists() for leftover in leftovers)
+    lines = [record.getMessage() for record in caplog.records if "temporary" in record.getMessage()]
+    assert lines == [f"removed 2 temporary file(s) that interrupted writers left in {tmp_path / 'cache'}"]

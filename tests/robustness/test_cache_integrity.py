@@ -1,9 +1,10 @@
 """The MIP cache after crashes and races: a half-written file is a miss and is regenerated; a
-writer killed mid-write leaves the final name untouched; two processes filling one cache at
-once both finish and leave complete, correct files."""
+writer killed mid-write leaves the final name untouched and its temporary is removed by the next
+run; two processes filling one cache at once both finish and leave the bytes one run would."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import time
@@ -121,11 +122,12 @@ def test_a_writer_killed_mid_write_leaves_the_old_file_and_the_next_run_regenera
     process.wait()
     assert marker.exists(), "the writer never started writing the image"
     assert image_png.read_bytes() == before  # the final name never holds a half-written file
-    (leftover,) = cache.rglob("*.tmp")  # what SIGKILL leaves: a hidden temporary, never read
-    assert leftover.name.startswith(".case01.png-")
+    (leftover,) = cache.rglob("*.tmp")  # what SIGKILL leaves: a hidden temporary naming its writer, never read
+    assert leftover.name.startswith(f".case01.png-{process.pid}@")
     again = prepare_dataset(root, cache, workers=1, progress=False)
     assert again.newly_cached == 1
     assert_same_projections(again, reference)
+    assert_complete(cache)  # the next run removed the leftover: its writer is gone
     with Image.open(image_png) as image:
         image.load()
 
@@ -145,11 +147,21 @@ print(prepared.newly_cached)
 """
 
 
+def file_bytes(folder: Path) -> dict[str, bytes]:
+    return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
 @pytest.mark.slow
-def test_two_processes_preparing_one_cache_at_once_leave_it_complete_and_correct(tmp_path):
+def test_two_processes_preparing_one_cache_at_once_leave_the_bytes_of_one_run(tmp_path):
+    """Each run removes what killed writers left, never what the other run is writing."""
     n = 16
     root = make_dataset(tmp_path / "ds", n=n, shape=(24, 20, 8))
     reference = prepare_dataset(root, tmp_path / "reference", workers=1, progress=False)
+    killed = subprocess.Popen([sys.executable, "-c", "pass"])
+    killed.wait()
+    leftover = tmp_path / "cache" / "images" / f".case03.png-{killed.pid}@{socket.gethostname()}-k1ll.tmp"
+    leftover.parent.mkdir(parents=True)
+    leftover.write_bytes(b"\x89PNG half a png")
     go = tmp_path / "go"
     ready = [tmp_path / f"ready{i}" for i in range(2)]
     processes = [
@@ -164,7 +176,8 @@ def test_two_processes_preparing_one_cache_at_once_leave_it_complete_and_correct
     outputs = [process.communicate(timeout=120) for process in processes]
     assert [process.returncode for process in processes] == [0, 0], [err[-2000:] for _, err in outputs]
     assert sum(int(out.split()[-1]) for out, _ in outputs) >= n  # every case was written at least once
-    assert_complete(tmp_path / "cache")
+    assert_complete(tmp_path / "cache")  # the leftover is gone, and neither run left one
+    assert file_bytes(tmp_path / "cache") == file_bytes(tmp_path / "reference")
     again = prepare_dataset(root, tmp_path / "cache", workers=1, progress=False)
     assert again.newly_cached == 0  # every file is complete and carries the right key
     assert_same_projections(again, reference)
