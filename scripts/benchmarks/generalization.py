@@ -4,7 +4,8 @@ About a hundred cases are drawn from a wide randomization (``SyntheticConfig.wid
 default) with a seed no training uses; each case's acquisition and anatomy are recorded. The
 MIP model and, when given, the 3-D model score every case as ``scripts/evaluate.py`` does.
 The rows group the cases by one property at a time (field of view, slice spacing, pixel size,
-storage orientation, tilt, contrast phase, noise, head size, pathology, metal, skull defect);
+storage orientation, tilt, contrast phase, kernel, noise, head size, pathology, metal, skull
+defect, motion, beam hardening);
 the columns are the MIP model's Dice, the 3-D model's Dice and HD95, the 3-D model's Dice on
 each third of the brain from the skull base up, and the Dice of the 3-D mask's footprint (its
 projection along S) scored as the MIP model is. Below the table: the worst case of each mode.
@@ -33,7 +34,8 @@ from brainseg.synthetic import (
     write_case,
 )
 
-# (row group, the property of a case's record that puts it in a row); None leaves a case out of the group.
+# (row group, the property of a case's record that puts it in a row, or a list of rows); None leaves
+# a case out of the group.
 GROUPS = {
     "field of view": lambda m: m["fov_kind"],
     "slice spacing": lambda m: _bin(m["spacing_mm"][2], (1.0, 2.5, 4.0), "mm"),
@@ -41,11 +43,14 @@ GROUPS = {
     "storage orientation": lambda m: m["orientation"],
     "gantry tilt": lambda m: "tilted" if abs(m["gantry_tilt_deg"]) > 0.5 else "none",
     "contrast phase": lambda m: m.get("phase", "arterial"),
+    "reconstruction kernel": lambda m: m.get("kernel", "soft"),
     "noise": lambda m: _bin(m["noise_hu"], (8.0, 16.0, 25.0), "HU"),
-    "head size": lambda m: None if "head_scale" not in m else _bin(m["head_scale"], (0.9, 1.0, 1.08), "x"),
-    "pathology": lambda m: ", ".join(sorted(k for k, v in (m.get("pathology") or {}).items() if v)) or "none",
+    "head size": lambda m: None if "head_size" not in m else _bin(float(np.mean(m["head_size"])), (0.9, 1.0, 1.08), "x"),
+    "pathology": lambda m: sorted(k for k, v in (m.get("pathology") or {}).items() if v) or "none",  # a row per kind
     "metal": lambda m: None if "dental_metal" not in m else ("dental metal" if m["dental_metal"] else "none"),
-    "skull defect": lambda m: m.get("skull_defect") or "none",
+    "skull defect": lambda m: ", ".join(sorted({d["kind"] for d in m.get("skull_defects") or []})) or "none",
+    "motion": lambda m: "moved" if (m.get("motion") or {}).get("jumps_at_slice") else "still",
+    "beam hardening": lambda m: "yes" if m.get("beam_hardening_hu", 0) > 0 else "no",
 }
 MIP_COLUMNS = ("dice",)
 VOLUME_COLUMNS = ("dice", "hd95_mm", "dice_inferior_third", "dice_middle_third", "dice_superior_third", "footprint_dice")
@@ -112,8 +117,8 @@ def matrix(records: dict[str, dict], mip: dict[str, dict], volume: dict[str, dic
     for group, key in groups.items():
         members: dict[str, list[str]] = {}
         for case_id, meta in records.items():
-            label = key(meta)
-            if label is not None:
+            labels = key(meta)
+            for label in [labels] if isinstance(labels, str) else labels or []:
                 members.setdefault(label, []).append(case_id)
         for label in sorted(members):
             ids = members[label]
