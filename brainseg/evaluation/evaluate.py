@@ -15,7 +15,7 @@ from dataclasses import asdict, fields
 from pathlib import Path
 
 import numpy as np
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
 from brainseg.data.cache import dataset_cache_dir
@@ -72,8 +72,8 @@ def evaluation_dataset(cfg: DictConfig) -> tuple[Path, list[str] | None]:
     root = Path(json.loads(report_file.read_text())["dataset"])
     if not root.is_dir():
         raise ConfigError(f"the training run's dataset {root} is not here (run from where training ran, or give data.root=DIR)")
-    splits = json.loads(split_file.read_text())
-    wanted = sorted(sum(splits.values(), [])) if cfg.split == "all" else splits[cfg.split]
+    splits = json.loads(split_file.read_text())  # k-fold runs also name their fold
+    wanted = sorted(sum((splits[name] for name in ("train", "val", "test")), [])) if cfg.split == "all" else splits[cfg.split]
     return root, wanted
 
 
@@ -158,6 +158,30 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     if metrics["cases_failed"] and cfg.data.get("on_bad_case") == "fail":
         raise BadCaseError(root, f"{metrics['cases_failed']} case(s) failed under data.on_bad_case=fail (see per_case.csv)")
     return metrics
+
+
+TEST_CASES_FOLDER = "test"  # <run>/test/: the per-case test scores a training run writes for cross-validation
+
+
+def evaluate_run_split(checkpoint: str | Path, data: DictConfig, output: str | Path, split: str = "test", device: str = "cpu") -> dict[str, float]:
+    """Score a training run's checkpoint on a split of that run (``split.json`` next to
+    ``checkpoints/``), with :func:`evaluate`'s defaults: per-case scores at the network's
+    resolution (MIPs) or in 3-D on each volume's grid (slices), into ``output``.
+
+    Args:
+        data: the training run's ``data`` config (the cache and the bad-case policy are reused).
+    """
+    cfg = OmegaConf.create({
+        "ckpt_path": str(checkpoint), "split": split, "resolution": "network", "both_empty": "exclude",
+        "threshold": None, "device": device, "report": {"n_cases": 4}, "volumes": {},
+        "paths": {"output_dir": str(output)},
+        "data": {
+            "root": None, "cache_dir": data.get("cache_dir"), "cache_root": data.get("cache_root", "data/cache"),
+            "on_bad_case": data.get("on_bad_case", "skip"), "affine_tolerance": data.get("affine_tolerance", 1e-3),
+            "preprocess_workers": data.get("preprocess_workers"),
+        },
+    })
+    return evaluate(cfg)
 
 
 def _cases_label(cfg: DictConfig) -> str:
