@@ -25,3 +25,16 @@ def test_a_fold_outside_0_to_k_minus_1_is_refused_in_one_line(tmp_path, override
 def test_every_fold_of_both_modes_passes_the_check(tmp_path, mode):
     for fold in range(3):
         check_config(compose_config([f"mode={mode}", "data.num_folds=3", f"data.fold={fold}"], tmp_path))
+
+
+def test_fold_jobs_are_summarized_per_setting_of_their_other_overrides():
+    from brainseg.training.sweeps import cross_validation_groups
+
+    def row(job, *overrides, num_folds=3):
+        return {"job": job, "overrides": list(overrides), "run_dir": f"s/{job}", "num_folds": num_folds}
+
+    one = [row(j, "data.num_folds=3", f"data.fold={j}") for j in range(3)]
+    assert cross_validation_groups(one) == {"": one}
+    two = [row(j, "data.num_folds=3", f"loss={loss}", f"data.fold={fold}") for j, (loss, fold) in enumerate((l, f) for l in ("dice", "focal") for f in range(3))]
+    groups = cross_validation_groups([*two, row(9, "optimizer.lr=0.1", num_folds=None)])
+    assert {name: [r["job"] for r in rows] for name, rows in groups.items()} == {"cv_loss=dice": [0, 1, 2], "cv_loss=focal": [3, 4, 5]}
