@@ -35,8 +35,9 @@ from brainseg.evaluation.metrics import (
 )
 from brainseg.evaluation.report import CasePicture, write_report
 from brainseg.evaluation.summary import summarize, write_per_case
+from brainseg.inference.ensemble import resolve_checkpoints
 from brainseg.inference.mip import MipPredictor
-from brainseg.inference.predict import load_predictor
+from brainseg.inference.predict import load_predictors
 from brainseg.inference.volume import VolumePredictor
 
 log = logging.getLogger(__name__)
@@ -55,26 +56,38 @@ def check_evaluate_config(cfg: DictConfig) -> None:
         raise ConfigError(f"split must be one of {SPLIT_NAMES}, got {cfg.split!r}")
 
 
-def evaluation_dataset(cfg: DictConfig) -> tuple[Path, list[str] | None]:
+def evaluation_dataset(cfg: DictConfig, checkpoints: list[Path]) -> tuple[Path, list[str] | None]:
     """The dataset folder to score and the case IDs wanted (``None`` = every case): ``data.root``,
-    or the split of the checkpoint's training run (``split.json`` and ``data_report.json``
-    next to ``checkpoints/``).
+    or the split of the checkpoints' training run (``split.json`` and ``data_report.json``
+    next to ``checkpoints/``). An ensemble's runs must agree on the dataset and on the split.
 
     Raises:
-        ConfigError: no ``data.root`` and no training run folder around the checkpoint.
+        ConfigError: no ``data.root`` and no training run folder around a checkpoint, or an
+            ensemble whose runs split differently (the folds of a cross-validation).
     """
     if cfg.data.get("root") is not None:
         return Path(cfg.data.root), None
-    run = Path(cfg.ckpt_path).resolve().parent.parent
+    found = {_run_split(checkpoint, cfg.split) for checkpoint in checkpoints}
+    if len(found) > 1:
+        raise ConfigError(
+            f"the checkpoints' runs hold different {cfg.split} splits (e.g. folds of a cross-validation, each case "
+            "trained on by some of them); give data.root=DIR of cases none of them trained on"
+        )
+    root, wanted = found.pop()
+    if not root.is_dir():
+        raise ConfigError(f"the training run's dataset {root} is not here (run from where training ran, or give data.root=DIR)")
+    return root, list(wanted)
+
+
+def _run_split(checkpoint: Path, split: str) -> tuple[Path, tuple[str, ...]]:
+    run = Path(checkpoint).resolve().parent.parent
     split_file, report_file = run / "split.json", run / "data_report.json"
     if not split_file.is_file() or not report_file.is_file():
         raise ConfigError(f"{run} holds no split.json/data_report.json of a training run; give data.root=DIR to score a whole dataset")
     root = Path(json.loads(report_file.read_text())["dataset"])
-    if not root.is_dir():
-        raise ConfigError(f"the training run's dataset {root} is not here (run from where training ran, or give data.root=DIR)")
     splits = json.loads(split_file.read_text())  # k-fold runs also name their fold
-    wanted = sorted(sum((splits[name] for name in ("train", "val", "test")), [])) if cfg.split == "all" else splits[cfg.split]
-    return root, wanted
+    wanted = sorted(sum((splits[name] for name in ("train", "val", "test")), [])) if split == "all" else splits[split]
+    return root, tuple(wanted)
 
 
 def _keep_wanted(items: dict, wanted: list[str] | None, split: str) -> dict:
@@ -107,7 +120,7 @@ def score_mip_cases(predictor: MipPredictor, cfg: DictConfig, root: Path, wanted
         rows.append(score_case(case_id, predicted, truth, spacing, cfg.both_empty))
         pictures[case_id] = CasePicture(hu, truth, predicted)
     metrics = summarize([asdict(row) for row in rows], SCORES)
-    context = {"checkpoint": cfg.ckpt_path, "cases": _cases_label(cfg), "resolution": cfg.resolution, "both_empty": cfg.both_empty}
+    context = {"checkpoint": getattr(predictor, "models", cfg.ckpt_path), "cases": _cases_label(cfg), "resolution": cfg.resolution, "both_empty": cfg.both_empty}
     write_report(output / "report.html", rows, pictures, metrics, context, predictor.preprocessing.hu_window, cfg.report.n_cases)
     return [asdict(row) for row in rows]
 
@@ -134,11 +147,13 @@ def score_volume_cases(predictor: VolumePredictor, cfg: DictConfig, root: Path, 
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
-    """Score ``cfg.ckpt_path`` case by case; write ``per_case.csv``, ``metrics.json`` and
-    ``data_report.json`` (the files left out, with their reasons), plus ``report.html`` for MIPs."""
+    """Score ``cfg.ckpt_path`` (a checkpoint, or an ensemble: a list, a run or multirun folder) case by
+    case; write ``per_case.csv``, ``metrics.json`` and ``data_report.json`` (the files left out, with
+    their reasons), plus ``report.html`` for MIPs. An ensemble's rows name the models that voted."""
     check_evaluate_config(cfg)
-    predictor = load_predictor(cfg.ckpt_path, cfg.get("device", "cpu"), cfg.get("threshold"))
-    root, wanted = evaluation_dataset(cfg)
+    checkpoints = resolve_checkpoints(cfg.ckpt_path)
+    predictor = load_predictors(checkpoints, cfg.get("device", "cpu"), cfg.get("threshold"), cfg.get("tta", "none"))
+    root, wanted = evaluation_dataset(cfg, checkpoints)
     output = Path(cfg.paths.output_dir)
     output.mkdir(parents=True, exist_ok=True)
     if isinstance(predictor, VolumePredictor):
@@ -149,6 +164,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         columns = tuple(field.name for field in fields(CaseScores))
     if not rows:
         raise ConfigError("no cases to evaluate")
+    if hasattr(predictor, "models"):  # an ensemble: who voted
+        rows, columns = [{**row, "models": predictor.models} for row in rows], (*columns, "models")
     write_per_case(rows, output / "per_case.csv", columns)
     metrics = summarize(rows, scores)
     (output / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")

@@ -17,8 +17,15 @@ from tqdm.auto import tqdm
 
 from brainseg.checkpoint import load_model
 from brainseg.errors import BadCaseError
+from brainseg.inference.ensemble import (
+    EnsemblePredictor,
+    make_ensemble,
+    member_names,
+    resolve_checkpoints,
+)
 from brainseg.inference.inputs import find_inputs
 from brainseg.inference.mip import MipPredictor
+from brainseg.inference.tta import check_tta
 from brainseg.inference.volume import VolumePredictor
 
 log = logging.getLogger(__name__)
@@ -41,13 +48,33 @@ def load_predictor(path: str | Path, device: str = "cpu", threshold: float | Non
     return PREDICTORS[model.preprocessing.mode](model.net, model.preprocessing, model.threshold)
 
 
+def load_predictors(
+    ckpt_path, device: str = "cpu", threshold: float | None = None, tta: str = "none"
+) -> MipPredictor | VolumePredictor | EnsemblePredictor:
+    """One checkpoint's predictor, or the ensemble of several: ``ckpt_path`` is a checkpoint, a list,
+    a training run or a multirun folder (:func:`~brainseg.inference.ensemble.resolve_checkpoints`).
+
+    Args:
+        tta: test-time augmentation, 'none' or 'flip' (:mod:`brainseg.inference.tta`).
+
+    Raises:
+        ConfigError: see :mod:`brainseg.inference.ensemble`. BadCheckpointError: see :func:`load_predictor`.
+    """
+    check_tta(tta)
+    paths = resolve_checkpoints(ckpt_path)
+    members = [load_predictor(path, device, threshold) for path in paths]
+    for member in members:
+        member.tta = tta
+    return members[0] if len(members) == 1 else make_ensemble(members, member_names(paths), threshold)
+
+
 def predict(cfg: DictConfig) -> list[str]:
     """Predict on every case of ``cfg.input`` into ``cfg.output``, plus ``predictions.csv``.
 
     A case that fails gets one logged line and no files; the others go on. Returns the
     failures, one line each.
     """
-    predictor = load_predictor(cfg.ckpt_path, cfg.get("device", "cpu"), cfg.get("threshold"))
+    predictor = load_predictors(cfg.ckpt_path, cfg.get("device", "cpu"), cfg.get("threshold"), cfg.get("tta", "none"))
     options = dict(cfg.get("volumes") or {})
     cases = find_inputs(cfg.input)
     if not cases:
