@@ -1,6 +1,7 @@
 """Predict brain masks on new scans (NIfTI, DICOM series or MIP PNGs):
 
-    python scripts/predict.py ckpt_path=PATH input=FILE_OR_DIR [output=DIR]
+    python scripts/predict.py ckpt_path=PATH input=FILE_OR_DIR [output=DIR] [tta=flip]
+    python scripts/predict.py ckpt_path=[A,B,C]|MULTIRUN_DIR input=FILE_OR_DIR   # an ensemble
 
 Exits with status 1 if any case failed (after predicting all the others). See conf/predict.yaml.
 """

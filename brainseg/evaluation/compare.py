@@ -109,13 +109,14 @@ def comparison_markdown(results: dict, cases: list[str], a: np.ndarray, b: np.nd
         f"* cases with a {score} in both: {len(cases)} (left out, scored only in A: {results['scored_only_in_a']}, only in B: {results['scored_only_in_b']})",
         "* differences are B - A per case; the CI is a seeded bootstrap of the mean difference (10000 resamples);",
         "  the p-value is scipy's paired Wilcoxon signed-rank test (two-sided)", "",
-        "| score | better | mean A | mean B | B - A | 95% CI | B better / A better | Wilcoxon W | p |",
+        "| score | better | mean A | mean B | B - A | 95% CI | cases B better / A better (ties left out) | Wilcoxon W | p |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, r in results["scores"].items():
+        b_better, a_better = (r["b_higher"], r["a_higher"]) if SCORES[name] == "higher" else (r["a_higher"], r["b_higher"])
         lines.append(
             f"| {name} | {SCORES[name]} | {r['mean_a']:.4f} | {r['mean_b']:.4f} | {r['mean_difference']:+.4f} | "
-            f"{r['ci95_low']:+.4f} to {r['ci95_high']:+.4f} | {r['b_better']} / {r['a_better']} | {r['wilcoxon_statistic']:g} | {r['wilcoxon_p']:.3g} |"
+            f"{r['ci95_low']:+.4f} to {r['ci95_high']:+.4f} | {b_better} / {a_better} | {r['wilcoxon_statistic']:g} | {r['wilcoxon_p']:.3g} |"
         )
     lines += ["", "![per-case scores](comparison.png)", "", f"| case | {score} A | {score} B | B - A |", "| --- | --- | --- | --- |"]
     lines += [f"| {case_id} | {x:.4f} | {y:.4f} | {y - x:+.4f} |" for case_id, x, y in zip(cases, a, b)]

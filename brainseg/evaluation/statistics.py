@@ -59,7 +59,7 @@ def paired_comparison(a: Sequence[float], b: Sequence[float], seed: int = 0) -> 
 
     Returns:
         ``n``, ``mean_a``, ``mean_b``, ``mean_difference``, ``ci95_low``, ``ci95_high``,
-        ``b_better`` and ``a_better`` (cases), ``wilcoxon_statistic``, ``wilcoxon_p``
+        ``b_higher`` and ``a_higher`` (cases), ``wilcoxon_statistic``, ``wilcoxon_p``
         (1.0 when every difference is 0: nothing to test).
     """
     a, b = np.asarray(a, float), np.asarray(b, float)
@@ -79,8 +79,8 @@ def paired_comparison(a: Sequence[float], b: Sequence[float], seed: int = 0) -> 
         "mean_difference": float(difference.mean()),
         "ci95_low": low,
         "ci95_high": high,
-        "b_better": int((difference > 0).sum()),
-        "a_better": int((difference < 0).sum()),
+        "b_higher": int((difference > 0).sum()),
+        "a_higher": int((difference < 0).sum()),
         "wilcoxon_statistic": statistic,
         "wilcoxon_p": p_value,
     }

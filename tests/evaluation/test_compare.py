@@ -51,7 +51,8 @@ def test_the_numbers_match_scipy_on_a_hand_made_table_and_unpaired_cases_are_lef
     assert [row["case_id"] for row in rows] == cases
     assert float(rows[3]["difference_b_minus_a"]) == pytest.approx(0.07)
     markdown = (out / "comparison.md").read_text()
-    assert "| dice | higher | 0.8871 | 0.9136 | +0.0264 |" in markdown and "![per-case scores](comparison.png)" in markdown
+    assert "| dice | higher | 0.8871 | 0.9136 | +0.0264 | +0.0107 to +0.0436 | 6 / 1 |" in markdown
+    assert "| hd95_mm | lower | 1.1286 | 0.8643 | -0.2643 | -0.4357 to -0.1071 | 6 / 1 |" in markdown  # lower HD95 is better and "![per-case scores](comparison.png)" in markdown
     picture = Image.open(out / "comparison.png")
     assert picture.size == (480, 480) and len(set(picture.getdata())) > 3
 

@@ -52,7 +52,7 @@ def test_the_paired_comparison_matches_scipys_wilcoxon_and_the_plain_mean():
     assert result["wilcoxon_p"] == pytest.approx(expected.pvalue)
     assert result["mean_difference"] == pytest.approx(np.mean(B) - np.mean(A))
     assert result["mean_a"] == pytest.approx(np.mean(A)) and result["mean_b"] == pytest.approx(np.mean(B))
-    assert (result["b_better"], result["a_better"], result["n"]) == (7, 1, 8)
+    assert (result["b_higher"], result["a_higher"], result["n"]) == (7, 1, 8)
     assert result["ci95_low"] < result["mean_difference"] < result["ci95_high"]
     # by hand: 7 of 8 differences positive, the only negative one (-0.01) has the second-smallest
     # rank (|d| = 0.005, 0.01, 0.02, ...): W = min(R+, R-) = 2, and the exact two-sided p = 2 * 3 / 256
