@@ -65,6 +65,12 @@ class EnsemblePredictor:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({len(self.members)} members: {self.models})"
 
+    # ---- one network's view of a normalized input has no meaning here: members normalize their own
+    def normalized(self, fitted_hu: np.ndarray) -> torch.Tensor:
+        raise TypeError("each member of an ensemble normalizes its own input: call network_probability(hu) or slice_probabilities(hu)")
+
+    probabilities = _sigmoid = normalized
+
     # ---- MIP: the mean of the members' probabilities on the network grid --------------------
     def network_probability(self, fitted_hu: np.ndarray) -> torch.Tensor:
         return torch.stack([member.network_probability(fitted_hu) for member in self.members]).mean(0)

@@ -132,3 +132,9 @@ def test_predict_with_a_multirun_folder_writes_which_models_voted(multirun, trai
     assert len(rows) == 10 and rows[0]["models"].count(" + ") == 2
     ensemble = load_predictors(str(multirun), tta="flip")
     assert len(ensemble.members) == 3 and all(member.tta == "flip" for member in ensemble.members)
+
+
+def test_an_ensemble_has_no_single_normalized_input_and_says_so():
+    ensemble = make_ensemble(mip_members(), NAMES)
+    with pytest.raises(TypeError, match="each member of an ensemble normalizes its own input"):
+        ensemble.probabilities(torch.zeros(1, 1, 16, 16))
