@@ -20,11 +20,12 @@ from omegaconf import DictConfig
 from PIL import Image, ImageDraw, ImageFont
 
 from brainseg.errors import ConfigError
+from brainseg.evaluation.cross_validation import TEST_CASES_FOLDER
 from brainseg.evaluation.statistics import paired_comparison
 
 MIN_CASES = 5  # fewer paired cases say nothing: the smallest two-sided Wilcoxon p is 0.0625 at n = 5
 SCORES = {"dice": "higher", "iou": "higher", "hd95_mm": "lower"}  # the scores compared, and which way is better
-PER_CASE_PLACES = ("per_case.csv", "test/per_case.csv")  # an evaluation or CV folder; a training run
+PER_CASE_PLACES = ("per_case.csv", f"{TEST_CASES_FOLDER}/per_case.csv")  # an evaluation or CV folder; a training run
 
 
 def per_case_table(folder: str | Path) -> tuple[Path, dict[str, dict]]:

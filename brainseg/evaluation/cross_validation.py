@@ -27,7 +27,7 @@ from brainseg.evaluation.statistics import N_RESAMPLES, describe
 from brainseg.evaluation.summary import write_per_case
 
 CV_SCORES = ("dice", "iou", "hd95_mm")
-TEST_TABLE = Path("test") / "per_case.csv"  # where a fold's run keeps its per-case test scores
+TEST_CASES_FOLDER = "test"  # <run>/test/: a training run's per-case test scores (per_case.csv, metrics.json)
 SPLITS = ("train", "val", "test")
 
 
@@ -47,7 +47,7 @@ def read_fold(run_dir: str | Path) -> FoldResult | None:
     """The fold a run folder holds, or ``None`` if it is not a finished fold run (no fold in
     ``split.json``, or no ``test/per_case.csv`` yet)."""
     run_dir = Path(run_dir)
-    split_file, table = run_dir / "split.json", run_dir / TEST_TABLE
+    split_file, table = run_dir / "split.json", run_dir / TEST_CASES_FOLDER / "per_case.csv"
     if not split_file.is_file() or not table.is_file():
         return None
     split = json.loads(split_file.read_text())

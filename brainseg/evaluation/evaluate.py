@@ -177,9 +177,6 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
-TEST_CASES_FOLDER = "test"  # <run>/test/: the per-case test scores a training run writes for cross-validation
-
-
 def evaluate_run_split(checkpoint: str | Path, data: DictConfig, output: str | Path, split: str = "test", device: str = "cpu") -> dict[str, float]:
     """Score a training run's checkpoint on a split of that run (``split.json`` next to
     ``checkpoints/``), with :func:`evaluate`'s defaults: per-case scores at the network's

@@ -13,7 +13,8 @@ import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from brainseg.evaluation.evaluate import TEST_CASES_FOLDER, evaluate_run_split
+from brainseg.evaluation.cross_validation import TEST_CASES_FOLDER
+from brainseg.evaluation.evaluate import evaluate_run_split
 from brainseg.training.config import check_config, instantiate_keyed, resolve_checkpoint
 from brainseg.training.distributed import config_digest, ddp_runs_this_job
 from brainseg.training.hparams import REPORTED_METRICS, log_hparams
