@@ -1,6 +1,7 @@
 """Score a checkpoint case by case, with a visual report:
 
-    python scripts/evaluate.py ckpt_path=PATH [split=test] [data.root=DIR] [resolution=network|original]
+    python scripts/evaluate.py ckpt_path=PATH [split=test] [data.root=DIR] [resolution=network|original] [tta=flip]
+    python scripts/evaluate.py ckpt_path=[A,B,C]|MULTIRUN_DIR data.root=DIR   # an ensemble
 
 See conf/evaluate.yaml for the options.
 """

@@ -1,6 +1,7 @@
 """Predict brain masks on new scans (NIfTI, DICOM series and studies, or MIP PNGs):
 
-    python scripts/predict.py input=FILE_OR_DIR [output=DIR] [model=mip | ckpt_path=PATH]
+    python scripts/predict.py input=FILE_OR_DIR [output=DIR] [model=mip | ckpt_path=PATH] [tta=flip]
+    python scripts/predict.py ckpt_path=[A,B,C]|MULTIRUN_DIR input=FILE_OR_DIR   # an ensemble
 
 Without a checkpoint, the shipped 3-D model segments each volume. Exits with status 1 if any
 case failed (after predicting all the others). See conf/predict.yaml.

@@ -52,6 +52,33 @@ def split_cases(case_ids: list[str], fractions: dict[str, float], seed: int) -> 
     }
 
 
+def split_folds(case_ids: list[str], num_folds: int, fold: int, fractions: dict[str, float], seed: int) -> dict[str, list[str]]:
+    """Fold ``fold`` of a ``num_folds``-fold cross-validation: the test split is one of ``num_folds``
+    disjoint folds that together hold every case; validation and training come from the others.
+
+    The cases are shuffled with ``seed`` (the same order for every fold, so the folds partition
+    the dataset) and cut into ``num_folds`` folds whose sizes differ by at most one. Of the other
+    cases, a ``val / (train + val)`` share is validation (at least one when ``val > 0``), taken
+    from the folds after the test fold, so validation sets differ between folds. ``fractions["test"]``
+    is not used: the test split is the fold.
+    """
+    if not 2 <= num_folds <= len(case_ids):
+        raise ValueError(f"data.num_folds must be in 2..{len(case_ids)} (the number of cases), got {num_folds}")
+    if not 0 <= fold < num_folds:
+        raise ValueError(f"data.fold must be in 0..{num_folds - 1} for data.num_folds={num_folds}, got {fold}")
+    if fractions["train"] <= 0 or fractions["val"] < 0:
+        raise ValueError(f"split fractions must have train > 0 and val >= 0, got {dict(fractions)}")
+    ordered = sorted(case_ids)
+    shuffled = [ordered[i] for i in np.random.default_rng(seed).permutation(len(ordered))]
+    folds = [list(part) for part in np.array_split(np.array(shuffled, dtype=object), num_folds)]
+    rest = [case_id for part in folds[fold + 1 :] + folds[:fold] for case_id in part]
+    share = fractions["val"] / (fractions["train"] + fractions["val"])
+    n_val = max(int(round(len(rest) * share)), int(share > 0 and len(rest) >= 2))
+    if len(rest) - n_val < 1:
+        raise ValueError(f"{len(case_ids)} cases are too few for {num_folds} folds with a validation split")
+    return {"train": sorted(rest[n_val:]), "val": sorted(rest[:n_val]), "test": sorted(folds[fold])}
+
+
 class BrainDataModule(pl.LightningDataModule):
     """Discovery, validation, caching, splitting, normalization and loading, for one representation.
 
@@ -68,6 +95,9 @@ class BrainDataModule(pl.LightningDataModule):
         normalization: 'window' (clip to ``hu_window`` and scale to [0, 1]) or 'zscore'.
         hu_window: HU window ``[low, high]``.
         split: fractions ``{train, val, test}``; ``split_seed`` shuffles the cases.
+        num_folds, fold: ``num_folds`` (>= 2) makes the test split fold ``fold`` (0-based) of a
+            k-fold cross-validation (:func:`split_folds`); ``None`` (the default) is one split by
+            ``split`` fractions.
         batch_size, num_workers: DataLoader settings.
         augmentation: keyword arguments of :class:`Augmentation`; ``None`` switches it off.
         on_bad_case: 'skip' or 'fail' (see :func:`prepare_dataset`).
@@ -90,6 +120,8 @@ class BrainDataModule(pl.LightningDataModule):
         hu_window: tuple[float, float] = (-100.0, 1900.0),
         split: dict | None = None,
         split_seed: int = 0,
+        num_folds: int | None = None,
+        fold: int = 0,
         batch_size: int = 8,
         num_workers: int = 0,
         augmentation: dict | None = None,
@@ -105,6 +137,8 @@ class BrainDataModule(pl.LightningDataModule):
             raise ValueError("give data.root (a dataset folder) or data.synthetic (options of the synthetic dataset)")
         if float(hu_window[0]) >= float(hu_window[1]):
             raise ValueError(f"data.hu_window must have low < high, got {list(hu_window)}")
+        if num_folds is not None and not (int(num_folds) >= 2 and 0 <= int(fold) < int(num_folds)):
+            raise ValueError(f"data.fold must be in 0..{int(num_folds) - 1} with data.num_folds={num_folds} (>= 2), got {fold}")
         if not 0 <= shard < num_shards:
             raise ValueError(f"data.shard must be in [0, data.num_shards={num_shards}), got {shard}")
         self.root = root
@@ -115,6 +149,7 @@ class BrainDataModule(pl.LightningDataModule):
         self.hu_window = (float(hu_window[0]), float(hu_window[1]))
         self.split = dict(split or {"train": 0.7, "val": 0.15, "test": 0.15})
         self.split_seed = split_seed
+        self.num_folds, self.fold = (int(num_folds), int(fold)) if num_folds is not None else (None, None)
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.augmentation = Augmentation(**augmentation) if augmentation is not None else None
@@ -180,12 +215,18 @@ class BrainDataModule(pl.LightningDataModule):
             return
         # a sharded prepare_data saw only its shard; training uses every case
         prepared = self.prepared if self.prepared and self.num_shards == 1 else self.prepare(progress=False)
-        split = split_cases(list(prepared.items), self.split, self.split_seed)
+        split = self.split_case_ids(list(prepared.items))
         if self.normalization == "zscore":
             self.statistics = ct_statistics(self.training_hu([prepared.items[case_id] for case_id in split["train"]]))
         self.build_split(split)
         self._write_run_files(split)
         log.info("split: %s", {name: len(ids) for name, ids in split.items()})
+
+    def split_case_ids(self, case_ids: list[str]) -> dict[str, list[str]]:
+        """Train/val/test case IDs: one split by fractions, or this fold of a k-fold cross-validation."""
+        if self.num_folds is None:
+            return split_cases(case_ids, self.split, self.split_seed)
+        return split_folds(case_ids, self.num_folds, self.fold, self.split, self.split_seed)
 
     def prepare(self, progress: bool, shard: int = 0, num_shards: int = 1) -> PreparedDataset:
         """Validate, represent and cache every case (or one shard of them)."""
@@ -218,7 +259,8 @@ class BrainDataModule(pl.LightningDataModule):
         if self.run_dir is None or (self.trainer is not None and not self.trainer.is_global_zero):
             return
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "split.json").write_text(json.dumps(split, indent=2) + "\n")
+        folds = {"fold": self.fold, "num_folds": self.num_folds} if self.num_folds is not None else {}
+        (self.run_dir / "split.json").write_text(json.dumps({**folds, **split}, indent=2) + "\n")
         # The dataset's absolute path, so that evaluation finds it from any working directory; the path as given, for people.
         report = {
             "dataset": str(self.dataset_root.resolve()),

@@ -15,7 +15,7 @@ from dataclasses import asdict, fields
 from pathlib import Path
 
 import numpy as np
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
 from brainseg.data.cache import dataset_cache_dir
@@ -36,8 +36,9 @@ from brainseg.evaluation.metrics import (
 from brainseg.evaluation.report import CasePicture, write_report
 from brainseg.evaluation.summary import summarize, write_per_case
 from brainseg.evaluation.volume_report import axial_views, write_volume_report
+from brainseg.inference.ensemble import resolve_checkpoints
 from brainseg.inference.mip import MipPredictor
-from brainseg.inference.predict import load_predictor
+from brainseg.inference.predict import load_predictors
 from brainseg.inference.volume import VolumePredictor
 from brainseg.pretrained import PREFIX
 
@@ -57,26 +58,38 @@ def check_evaluate_config(cfg: DictConfig) -> None:
         raise ConfigError(f"split must be one of {SPLIT_NAMES}, got {cfg.split!r}")
 
 
-def evaluation_dataset(cfg: DictConfig) -> tuple[Path, list[str] | None]:
+def evaluation_dataset(cfg: DictConfig, checkpoints: list[Path]) -> tuple[Path, list[str] | None]:
     """The dataset folder to score and the case IDs wanted (``None`` = every case): ``data.root``,
-    or the split of the checkpoint's training run (``split.json`` and ``data_report.json``
-    next to ``checkpoints/``).
+    or the split of the checkpoints' training run (``split.json`` and ``data_report.json``
+    next to ``checkpoints/``). An ensemble's runs must agree on the dataset and on the split.
 
     Raises:
-        ConfigError: no ``data.root`` and no training run folder around the checkpoint.
+        ConfigError: no ``data.root`` and no training run folder around a checkpoint, or an
+            ensemble whose runs split differently (the folds of a cross-validation).
     """
     if cfg.data.get("root") is not None:
         return Path(cfg.data.root), None
-    if str(cfg.ckpt_path).startswith(PREFIX):
+    if any(str(checkpoint).startswith(PREFIX) for checkpoint in checkpoints):
         raise ConfigError(f"{cfg.ckpt_path} is a shipped model, with no training run here; give data.root=DIR to score it on a dataset")
-    run = Path(cfg.ckpt_path).resolve().parent.parent
+    found = {_run_split(checkpoint, cfg.split) for checkpoint in checkpoints}
+    if len(found) > 1:
+        raise ConfigError(
+            f"the checkpoints' runs hold different {cfg.split} splits (e.g. folds of a cross-validation, each case "
+            "trained on by some of them); give data.root=DIR of cases none of them trained on"
+        )
+    root, wanted = found.pop()
+    return root, list(wanted)
+
+
+def _run_split(checkpoint: Path, split: str) -> tuple[Path, tuple[str, ...]]:
+    run = Path(checkpoint).resolve().parent.parent
     split_file, report_file = run / "split.json", run / "data_report.json"
     if not split_file.is_file() or not report_file.is_file():
         raise ConfigError(f"{run} holds no split.json/data_report.json of a training run; give data.root=DIR to score a whole dataset")
     root = training_dataset(run, json.loads(report_file.read_text())["dataset"])
-    splits = json.loads(split_file.read_text())
-    wanted = sorted(sum(splits.values(), [])) if cfg.split == "all" else splits[cfg.split]
-    return root, wanted
+    splits = json.loads(split_file.read_text())  # k-fold runs also name their fold
+    wanted = sorted(sum((splits[name] for name in ("train", "val", "test")), [])) if split == "all" else splits[split]
+    return root, tuple(wanted)
 
 
 def training_dataset(run: Path, recorded: str) -> Path:
@@ -125,7 +138,7 @@ def score_mip_cases(predictor: MipPredictor, cfg: DictConfig, root: Path, wanted
         rows.append(score_case(case_id, predicted, truth, spacing, cfg.both_empty))
         pictures[case_id] = CasePicture(hu, truth, predicted)
     metrics = summarize([asdict(row) for row in rows], SCORES)
-    context = {"checkpoint": cfg.ckpt_path, "cases": _cases_label(cfg), "resolution": cfg.resolution, "both_empty": cfg.both_empty}
+    context = {"checkpoint": getattr(predictor, "models", cfg.ckpt_path), "cases": _cases_label(cfg), "resolution": cfg.resolution, "both_empty": cfg.both_empty}
     write_report(output / "report.html", rows, pictures, metrics, context, predictor.preprocessing.hu_window, cfg.report.n_cases, prepared.warnings)
     return [asdict(row) for row in rows]
 
@@ -159,12 +172,14 @@ def score_volume_cases(predictor: VolumePredictor, cfg: DictConfig, root: Path, 
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
-    """Score ``cfg.ckpt_path`` (a file or ``pretrained:<name>``) case by case; write ``per_case.csv``,
-    ``metrics.json``, ``report.html`` and ``data_report.json`` (the files left out, with their
-    reasons, and what reading them had to fix)."""
+    """Score ``cfg.ckpt_path`` (a checkpoint, ``pretrained:<name>``, or an ensemble: a list, a run or
+    multirun folder) case by case; write ``per_case.csv``, ``metrics.json``, ``report.html`` and
+    ``data_report.json`` (the files left out, with their reasons, and what reading them had to
+    fix). An ensemble's rows name the models that voted."""
     check_evaluate_config(cfg)
-    predictor = load_predictor(cfg.ckpt_path, cfg.get("device", "cpu"), cfg.get("threshold"))
-    root, wanted = evaluation_dataset(cfg)
+    checkpoints = resolve_checkpoints(cfg.ckpt_path)
+    predictor = load_predictors(checkpoints, cfg.get("device", "cpu"), cfg.get("threshold"), cfg.get("tta", "none"))
+    root, wanted = evaluation_dataset(cfg, checkpoints)
     output = Path(cfg.paths.output_dir)
     output.mkdir(parents=True, exist_ok=True)
     if isinstance(predictor, VolumePredictor):
@@ -175,6 +190,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         columns = tuple(field.name for field in fields(CaseScores))
     if not rows:
         raise ConfigError("no cases to evaluate")
+    if hasattr(predictor, "models"):  # an ensemble: who voted
+        rows, columns = [{**row, "models": predictor.models} for row in rows], (*columns, "models")
     write_per_case(rows, output / "per_case.csv", columns)
     metrics = summarize(rows, scores)
     (output / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
@@ -184,6 +201,27 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     if metrics["cases_failed"] and cfg.data.get("on_bad_case") == "fail":
         raise BadCaseError(root, f"{metrics['cases_failed']} case(s) failed under data.on_bad_case=fail (see per_case.csv)")
     return metrics
+
+
+def evaluate_run_split(checkpoint: str | Path, data: DictConfig, output: str | Path, split: str = "test", device: str = "cpu") -> dict[str, float]:
+    """Score a training run's checkpoint on a split of that run (``split.json`` next to
+    ``checkpoints/``), with :func:`evaluate`'s defaults: per-case scores at the network's
+    resolution (MIPs) or in 3-D on each volume's grid (slices), into ``output``.
+
+    Args:
+        data: the training run's ``data`` config (the cache and the bad-case policy are reused).
+    """
+    cfg = OmegaConf.create({
+        "ckpt_path": str(checkpoint), "split": split, "resolution": "network", "both_empty": "exclude",
+        "threshold": None, "device": device, "report": {"n_cases": 4}, "volumes": {},
+        "paths": {"output_dir": str(output)},
+        "data": {
+            "root": None, "cache_dir": data.get("cache_dir"), "cache_root": data.get("cache_root", "data/cache"),
+            "on_bad_case": data.get("on_bad_case", "skip"), "affine_tolerance": data.get("affine_tolerance", 1e-3),
+            "preprocess_workers": data.get("preprocess_workers"),
+        },
+    })
+    return evaluate(cfg)
 
 
 def _cases_label(cfg: DictConfig) -> str:

@@ -11,7 +11,7 @@ is explicit:
 * exactly one empty: every overlap measure is 0 and HD95 is the diagonal of the image in mm
   (the largest distance the grid allows), so a missed brain is the worst case, not a gap.
 
-3-D (:func:`score_volume`): Dice, HD95 in scanner mm (surfaces through the affine) and the
+3-D (:func:`score_volume`): Dice, IoU, HD95 in scanner mm (surfaces through the affine) and the
 predicted and true volumes in mL, on the image's own voxel grid.
 """
 
@@ -32,7 +32,7 @@ from brainseg.data.baseline import dice
 
 SCORES = ("dice", "iou", "precision", "recall", "hd95_mm")  # 2-D, per MIP
 VOLUME_SCORES = (  # 3-D, per volume
-    "dice", "hd95_mm", "volume_ml", "volume_truth_ml", "volume_difference_ml",
+    "dice", "iou", "hd95_mm", "volume_ml", "volume_truth_ml", "volume_difference_ml",
     "footprint_dice", "dice_inferior_third", "dice_middle_third", "dice_superior_third",
 )
 BOTH_EMPTY_POLICIES = ("exclude", "one")
@@ -146,13 +146,17 @@ def volume_ml(mask: np.ndarray, affine: np.ndarray) -> float:
 
 
 def score_volume(prediction: np.ndarray, truth: np.ndarray, affine: np.ndarray) -> dict[str, float]:
-    """Dice, HD95 (mm), both volumes and their difference (prediction - truth, mL) of two masks on
-    one grid, plus :func:`score_regions`."""
+    """Dice, IoU, HD95 (mm), both volumes and their difference (prediction - truth, mL) of two masks
+    on one grid, plus :func:`score_regions`.
+
+    Both masks empty: Dice and IoU 1 (nothing to find, nothing found), HD95 NaN."""
     if prediction.shape != truth.shape:
         raise ValueError(f"prediction shape {prediction.shape} differs from truth shape {truth.shape}")
     predicted, expected = volume_ml(prediction, affine), volume_ml(truth, affine)
+    union = np.count_nonzero((prediction > 0) | (truth > 0))
     return {
         "dice": dice(prediction, truth),
+        "iou": float(np.count_nonzero((prediction > 0) & (truth > 0)) / union) if union else 1.0,
         "hd95_mm": hausdorff95_mm(prediction, truth, affine),
         "volume_ml": predicted,
         "volume_truth_ml": expected,

@@ -31,6 +31,7 @@ from brainseg.inference.plausibility import (
     check_ct_input,
     check_mip_plausibility,
 )
+from brainseg.inference.tta import augmented, check_tta
 from brainseg.visualization import PREDICTION_COLOUR, enlarge, overlay
 
 
@@ -52,32 +53,52 @@ class MipPredictor:
         net: logits-out network, in eval mode.
         preprocessing: the checkpoint's :class:`Preprocessing` (``mode="mip"``).
         threshold: probability above which a pixel is brain. Defaults to 0.5.
+        tta: test-time augmentation, 'none' or 'flip' (:mod:`brainseg.inference.tta`). Defaults to 'none'.
     """
 
     outputs = ("case_id", "input", "brain_area_mm2", "warnings")  # predictions.csv columns
+    LR_DIM = -1  # the network input's left-right axis: the columns of a MIP in display orientation
 
-    def __init__(self, net: nn.Module, preprocessing: Preprocessing, threshold: float = 0.5):
+    def __init__(self, net: nn.Module, preprocessing: Preprocessing, threshold: float = 0.5, tta: str = "none"):
         self.device = next(net.parameters(), torch.empty(0)).device
         self.net = net.eval()
         self.threshold = float(threshold)
         self.preprocessing = preprocessing
         self.image_size = preprocessing.input_size
+        self.tta = check_tta(tta)
 
     def network_input(self, hu: np.ndarray, spacing: tuple[float, float]) -> tuple[torch.Tensor, SquareFit]:
         """HU MIP -> normalized ``(1, size, size)`` tensor, as the DataModule makes it, and the fit used."""
+        fitted, fit = self.fitted_hu(hu, spacing)
+        return self.normalized(fitted), fit
+
+    def fitted_hu(self, hu: np.ndarray, spacing: tuple[float, float]) -> tuple[np.ndarray, SquareFit]:
+        """HU MIP -> ``(size, size)`` HU on the network grid (aspect kept, padded with air), and the fit."""
         fit = plan_square_fit(hu.shape, spacing, self.image_size)
         fitted, _ = fit_to_square(np.asarray(hu, np.float32), None, fit)
-        return torch.from_numpy(self.preprocessing.normalize(fitted.numpy())), fit
+        return fitted[0].numpy(), fit
+
+    def normalized(self, fitted_hu: np.ndarray) -> torch.Tensor:
+        """``(size, size)`` HU -> the ``(1, size, size)`` network input, with this model's normalization."""
+        return torch.from_numpy(self.preprocessing.normalize(fitted_hu))[None]
 
     @torch.no_grad()
     def probabilities(self, images: torch.Tensor) -> torch.Tensor:
-        """Sigmoid of the network's logits for a ``(N, 1, size, size)`` batch, on the CPU."""
+        """Brain probabilities of a normalized ``(N, 1, size, size)`` batch, on the CPU: the sigmoid
+        of the network's logits, averaged with the flipped input's where ``tta='flip'``."""
+        return augmented(self._sigmoid, images, self.tta, self.LR_DIM)
+
+    def _sigmoid(self, images: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.net(images.to(self.device)).float()).cpu()
+
+    def network_probability(self, fitted_hu: np.ndarray) -> torch.Tensor:
+        """Brain probability ``(size, size)`` of a MIP on the network grid, in HU (:meth:`fitted_hu`)."""
+        return self.probabilities(self.normalized(fitted_hu)[None])[0, 0]
 
     def predict(self, hu: np.ndarray, spacing: tuple[float, float]) -> Prediction:
         """Brain probability and mask of one HU MIP (display orientation) on its own grid."""
-        image, fit = self.network_input(hu, spacing)
-        network_probability = self.probabilities(image[None])[0, 0]
+        fitted, fit = self.fitted_hu(hu, spacing)
+        network_probability = self.network_probability(fitted)
         probability = restore_from_square(network_probability, fit).clamp(0, 1).numpy()
         network_probability = network_probability.numpy()
         return Prediction(

@@ -21,10 +21,17 @@ from tqdm.auto import tqdm
 
 from brainseg.checkpoint import load_model
 from brainseg.errors import BadCaseError, ConfigError
+from brainseg.inference.ensemble import (
+    EnsemblePredictor,
+    make_ensemble,
+    member_names,
+    resolve_checkpoints,
+)
 from brainseg.inference.inputs import InputCase, find_inputs
 from brainseg.inference.mip import MipPredictor, MipResult
+from brainseg.inference.tta import check_tta
 from brainseg.inference.volume import VolumePredictor, VolumeSegmentation
-from brainseg.pretrained import resolve_checkpoint
+from brainseg.pretrained import PREFIX, resolve_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +96,29 @@ def checkpoint_choice(cfg: DictConfig) -> str | None:
     return cfg.get("ckpt_path")
 
 
+def load_predictors(
+    ckpt_path, device: str = "cpu", threshold: float | None = None, tta: str = "none"
+) -> MipPredictor | VolumePredictor | EnsemblePredictor:
+    """One checkpoint's predictor, or the ensemble of several: ``ckpt_path`` is a checkpoint, a list,
+    a training run or a multirun folder (:func:`~brainseg.inference.ensemble.resolve_checkpoints`).
+
+    Args:
+        tta: test-time augmentation, 'none' or 'flip' (:mod:`brainseg.inference.tta`).
+
+    Raises:
+        ConfigError: see :mod:`brainseg.inference.ensemble`. BadCheckpointError: see :func:`load_predictor`.
+    """
+    check_tta(tta)
+    if ckpt_path is None or str(ckpt_path).startswith(PREFIX):  # a shipped model
+        paths = [ckpt_path]
+    else:
+        paths = resolve_checkpoints(ckpt_path)
+    members = [load_predictor(path, device, threshold) for path in paths]
+    for member in members:
+        member.tta = tta
+    return members[0] if len(members) == 1 else make_ensemble(members, member_names([Path(p) for p in paths]), threshold)
+
+
 def predict(cfg: DictConfig) -> list[str]:
     """Predict on every case of ``cfg.input`` into ``cfg.output``, plus ``predictions.csv`` (a row per
     case and per DICOM series left out, with its status) and ``predict_report.json``.
@@ -103,7 +133,7 @@ def predict_report(cfg: DictConfig) -> dict:
     """:func:`predict`, returning what it writes into ``predict_report.json``: the checkpoint, the
     cases predicted, their warnings, the failures and the DICOM series left out."""
     ckpt_path = checkpoint_choice(cfg)
-    predictor = load_predictor(ckpt_path, cfg.get("device", "cpu"), cfg.get("threshold"))
+    predictor = load_predictors(ckpt_path, cfg.get("device", "cpu"), cfg.get("threshold"), cfg.get("tta", "none"))
     options = case_options(cfg)
     cases = find_inputs(cfg.input, dict(cfg.get("dicom") or {}))
     if not cases:

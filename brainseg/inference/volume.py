@@ -52,6 +52,7 @@ from brainseg.inference.plausibility import (
     voxel_ml,
 )
 from brainseg.inference.postprocessing import PostProcessing, postprocess
+from brainseg.inference.tta import augmented, check_tta
 from brainseg.inference.vessels import VESSEL_WINDOW, write_vessel_views
 
 log = logging.getLogger(__name__)
@@ -68,13 +69,43 @@ class VolumePredictor:
         net: logits-out network over (N, C, H, W) slices, C = ``preprocessing.in_channels``.
         preprocessing: the checkpoint's :class:`Preprocessing`.
         threshold: probability above which a voxel is brain. Defaults to 0.5.
+        tta: test-time augmentation, 'none' or 'flip' (:mod:`brainseg.inference.tta`). Defaults to 'none'.
     """
 
     net: nn.Module
     preprocessing: Preprocessing
     threshold: float = 0.5
+    tta: str = "none"
 
     outputs = ("case_id", "input", "brain_volume_ml", "warnings")  # predictions.csv columns
+    LR_DIM = -2  # the network input's left-right axis: R of the (C, R, A) slices
+
+    def __post_init__(self) -> None:
+        check_tta(self.tta)
+
+    @property
+    def size_divisor(self) -> int:
+        """What the network needs each slice side to be a multiple of."""
+        return int(getattr(self.net, "size_divisor", 16))
+
+    def slice_probabilities(self, hu: torch.Tensor, bf16: bool = False) -> torch.Tensor:
+        """Brain probabilities ``(N, H, W)`` of ``(N, C, H, W)`` HU slices (C = ``in_channels``, sides
+        multiples of :attr:`size_divisor`), on the CPU, normalized as this model was trained;
+        averaged with the flipped input's where ``tta='flip'``."""
+        image = torch.from_numpy(self.preprocessing.normalize(hu.numpy()))
+        return augmented(lambda batch: self._sigmoid(batch, bf16), image, self.tta, self.LR_DIM)[:, 0]
+
+    @torch.inference_mode()
+    def _sigmoid(self, image: torch.Tensor, bf16: bool) -> torch.Tensor:
+        device = next(self.net.parameters(), torch.empty(0)).device
+        was_training = self.net.training
+        self.net.eval()  # BatchNorm statistics of training, also when called on a module mid-training
+        try:
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                logits = self.net(image.to(device))
+        finally:
+            self.net.train(was_training)
+        return torch.sigmoid(logits.float()).cpu()
 
     def segment(self, path: str | Path | DicomSeries, options: dict) -> "VolumeSegmentation":
         """:func:`segment_volume` with the ``volumes:`` options of predict and evaluate (and ``on_non_ct``)."""
@@ -133,28 +164,17 @@ def predict_slices(model: VolumePredictor, hu: torch.Tensor, batch_size: int = 1
     the slices between get linearly interpolated probabilities: for thin-slice scans, whose
     neighbouring slices differ little at the coarse in-plane resolution anyway.
     """
-    prep = model.preprocessing
-    context = prep.context_slices
-    air = float(prep.normalize(np.array([AIR_HU], np.float32))[0])
-    image = torch.from_numpy(prep.normalize(hu.numpy()))
-    image, pad = pad_to_multiple(image, int(getattr(model.net, "size_divisor", 16)), air)
+    context = model.preprocessing.context_slices
+    padded, pad = pad_to_multiple(hu, model.size_divisor, AIR_HU)  # padded with air, in HU: each model normalizes its input
     n = len(hu)
     holds_head = (hu > FOREGROUND_HU).flatten(1).any(1).numpy()
     inferred = np.unique(np.append(np.arange(0, n, max(1, step)), n - 1))
     needed = inferred[holds_head[context_indices(inferred, n, context)].any(axis=1)]  # all air: probability 0
     probabilities = torch.zeros(hu.shape, dtype=torch.float32)
-    device = next(model.net.parameters(), torch.empty(0)).device
-    was_training = model.net.training
-    model.net.eval()  # BatchNorm statistics of training, also when called on a module mid-training
-    try:
-        for start in range(0, len(needed), batch_size):
-            z = needed[start : start + batch_size]
-            batch = image[torch.from_numpy(context_indices(z, n, context))].to(device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                logits = model.net(batch)
-            probabilities[torch.from_numpy(z)] = crop_padding(torch.sigmoid(logits.float())[:, 0], pad).cpu()
-    finally:
-        model.net.train(was_training)
+    for start in range(0, len(needed), batch_size):
+        z = needed[start : start + batch_size]
+        batch = padded[torch.from_numpy(context_indices(z, n, context))]
+        probabilities[torch.from_numpy(z)] = crop_padding(model.slice_probabilities(batch, bf16), pad)
     return probabilities if len(inferred) == n else interpolate_slices(probabilities, inferred)
 
 

@@ -42,6 +42,11 @@ def check_config(cfg: DictConfig) -> None:
     split = data.get("split")
     if split is not None and (any(float(v) < 0 for v in split.values()) or not float(split.get("train", 0)) > 0):
         raise ConfigError(f"data.split fractions must be >= 0 with train > 0, got {dict(split)}")
+    num_folds, fold = data.get("num_folds"), data.get("fold")
+    if num_folds is not None and not int(num_folds) >= 2:
+        raise ConfigError(f"data.num_folds must be >= 2 (or null for one split), got {num_folds}")
+    if num_folds is not None and not (fold is not None and 0 <= int(fold) < int(num_folds)):
+        raise ConfigError(f"data.fold must be in 0..{int(num_folds) - 1} for data.num_folds={num_folds}, got {fold}")
 
 
 def input_divisor(net: DictConfig) -> int | None:

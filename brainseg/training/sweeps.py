@@ -17,6 +17,13 @@ TensorBoard shows the hyperparameter columns of ONE experiment summary per logdi
 job writes only its session (:mod:`brainseg.training.hparams`), and this callback writes one summary with the
 keys of every job so far into ``<sweep dir>/hparams_table/``: ``tensorboard --logdir <sweep dir>``
 then shows every job in one table, with the metric columns filled from each job's scalars.
+
+Cross-validation (``data.num_folds``): each time a fold job ends, the folds done so far are
+summarized (:mod:`brainseg.evaluation.cross_validation`) into ``cv_summary.json``, ``cv_summary.md``
+and the pooled ``per_case.csv`` of the sweep folder; jobs that differ in more than their fold
+(``loss=dice,focal data.fold=0,1,2``) get one such summary each, in ``cv_<setting>/``. The pooled
+scores are also a row of the HParams table (``cv/dice``, ``cv/iou``, ``cv/hd95_mm`` and the
+Dice CI), written as its own session in ``<summary folder>/cv_tensorboard/``.
 """
 
 from __future__ import annotations
@@ -43,6 +50,8 @@ SUMMARY_NAME = "sweep_summary.csv"
 ROWS_DIR = ".sweep_rows"
 HPARAMS_DIR = "hparams_table"
 METRICS_FILES = ("metrics.json", "preprocess_summary.json")  # the first found in a job's folder
+CV_SESSION_DIR = "cv_tensorboard"
+CV_METRICS = ("cv/dice", "cv/iou", "cv/hd95_mm", "cv/dice_ci95_low", "cv/dice_ci95_high")
 LEADING_COLUMNS = ("job", "status", "overrides")
 TRAILING_COLUMNS = ("run_dir", "seconds", "error")
 
@@ -110,6 +119,56 @@ def write_hparams_table(folder: Path, rows: list[dict], metric_names: tuple[str,
     writer.close()
 
 
+def cross_validation_groups(rows: list[dict]) -> dict[str, list[dict]]:
+    """Fold jobs grouped by their other overrides: ``{"": rows}`` when only the fold varies, else
+    ``{"cv_<varying overrides>": rows}`` per setting (the folder of that setting's summary)."""
+    fold_rows = [row for row in rows if row.get("num_folds") is not None]
+    settings = {row["job"]: {k: v for k, v in _split_overrides(row.get("overrides", [])).items() if k != "data.fold"} for row in fold_rows}
+    keys = list(dict.fromkeys(key for setting in settings.values() for key in setting))
+    varying = [key for key in keys if len({setting.get(key) for setting in settings.values()}) > 1]
+    groups: dict[str, list[dict]] = {}
+    for row in fold_rows:
+        label = ",".join(f"{key}={settings[row['job']].get(key, '')}" for key in varying)
+        groups.setdefault(f"cv_{label}".replace("/", "_") if label else "", []).append(row)
+    return groups
+
+
+def write_cross_validation(sweep_dir: Path, rows: list[dict]) -> None:
+    """Summarize every group of fold jobs, over the folds done so far."""
+    from brainseg.evaluation.cross_validation import read_fold, write_cv_summary
+
+    for name, group in cross_validation_groups(rows).items():
+        folds = [fold for fold in (read_fold(row["run_dir"]) for row in group) if fold is not None]
+        if not folds:
+            continue
+        folder = sweep_dir / name
+        summary = write_cv_summary(folder, folds)
+        params = next((dict(row["hparams"]) for row in group if row.get("hparams")), None)
+        if params is not None:
+            params.pop("data.fold", None)  # the pooled row stands for every fold
+            write_cv_session(folder / CV_SESSION_DIR, params, summary["pooled"])
+
+
+def write_cv_session(folder: Path, params: dict, pooled: dict) -> None:
+    """The pooled scores as one TensorBoard HParams session (a row of the sweep's table)."""
+    from torch.utils.tensorboard.summary import hparams, scalar
+    from torch.utils.tensorboard.writer import FileWriter
+
+    values = {f"cv/{name}": stats["mean"] for name, stats in pooled.items()}
+    if "dice" in pooled:
+        values.update({"cv/dice_ci95_low": pooled["dice"]["ci95_low"], "cv/dice_ci95_high": pooled["dice"]["ci95_high"]})
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("events.out.tfevents.*"):
+        old.unlink()
+    _, session_start, session_end = hparams(params, {})
+    writer = FileWriter(str(folder))
+    writer.add_summary(session_start)
+    for name, value in values.items():
+        writer.add_summary(scalar(name, value), global_step=0)
+    writer.add_summary(session_end)
+    writer.close()
+
+
 def _atomic_write(path: Path, text: str) -> None:
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     temporary.write_text(text)
@@ -168,6 +227,8 @@ class SweepSummary(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         if (sweep_dir / self.filename).is_file():
             log.info("sweep summary: %s", sweep_dir / self.filename)
+        for summary in sorted([*sweep_dir.glob("cv_summary.md"), *sweep_dir.glob("cv_*/cv_summary.md")]):
+            log.info("cross-validation summary: %s", summary)
         results = sweep_dir / "optimization_results.yaml"
         if results.is_file():
             best = OmegaConf.load(results)
@@ -185,6 +246,7 @@ class SweepSummary(Callback):
             "job": int(config.hydra.job.num),
             "overrides": list(config.hydra.overrides.task),
             "run_dir": str(config.hydra.runtime.output_dir),
+            "num_folds": OmegaConf.select(config, "data.num_folds", default=None),  # a fold of a cross-validation
         }
 
     @staticmethod
@@ -203,7 +265,10 @@ class SweepSummary(Callback):
             _atomic_write(rows_dir / f"{row['job']}.json", json.dumps(row, default=str))
             rows = [json.loads(path.read_text()) for path in rows_dir.glob("*.json")]
             _atomic_write(sweep_dir / self.filename, summary_table(rows))
+            if row.get("status") != "running":
+                write_cross_validation(sweep_dir, rows)
             if any("hparams" in stored for stored in rows):
                 from brainseg.training.hparams import REPORTED_METRICS
 
-                write_hparams_table(sweep_dir / HPARAMS_DIR, rows, REPORTED_METRICS)
+                cross_validation = any(stored.get("num_folds") is not None for stored in rows)
+                write_hparams_table(sweep_dir / HPARAMS_DIR, rows, REPORTED_METRICS + (CV_METRICS if cross_validation else ()))

@@ -13,6 +13,8 @@ import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from brainseg.evaluation.cross_validation import TEST_CASES_FOLDER
+from brainseg.evaluation.evaluate import evaluate_run_split
 from brainseg.training.config import check_config, instantiate_keyed, resolve_checkpoint
 from brainseg.training.distributed import config_digest, ddp_runs_this_job
 from brainseg.training.hparams import REPORTED_METRICS, log_hparams
@@ -34,6 +36,20 @@ def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, pl.LightningModule, 
     )
     trainer = instantiate(cfg.trainer, callbacks=instantiate_keyed(cfg.get("callbacks")), logger=instantiate_keyed(cfg.get("logger")) or False)
     return datamodule, model, trainer
+
+
+def scores_test_cases(cfg: DictConfig) -> bool:
+    """``test_per_case``: true, false, or ``auto`` (in k-fold runs, whose cross-validation summary needs them)."""
+    wanted = cfg.get("test_per_case", "auto")
+    return cfg.data.get("num_folds") is not None if wanted == "auto" else bool(wanted)
+
+
+def score_test_cases(cfg: DictConfig, best: str, device: str) -> dict[str, float]:
+    """Score the best checkpoint case by case on the test split into ``<run>/test/`` (``per_case.csv``,
+    ``metrics.json``); the means as ``test_cases/<score>``."""
+    output = Path(cfg.paths.output_dir) / TEST_CASES_FOLDER
+    scores = evaluate_run_split(best, cfg.data, output, "test", "cuda" if device == "cuda" else "cpu")
+    return {f"test_cases/{name}": scores[f"{name}/mean"] for name in ("dice", "iou", "hd95_mm") if f"{name}/mean" in scores}
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
@@ -62,6 +78,8 @@ def _fit_and_test(cfg: DictConfig) -> dict[str, float]:
         for logger in trainer.loggers:
             logger.log_metrics(baseline, step=trainer.global_step)
         metrics["best_checkpoint"] = best
+        if best and trainer.is_global_zero and scores_test_cases(cfg):
+            metrics.update(score_test_cases(cfg, best, trainer.strategy.root_device.type))
 
     if trainer.is_global_zero:
         output = Path(cfg.paths.output_dir) / "metrics.json"

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from brainseg.data.augmentation import Augmentation
-from brainseg.data.datamodule import split_cases
+from brainseg.data.datamodule import split_cases, split_folds
 from brainseg.data.mip_datamodule import MipDataModule
 from brainseg.data.transforms import fit_to_square, plan_square_fit, restore_from_square
 from tests.conftest import make_dataset
@@ -29,6 +29,49 @@ def test_split_is_by_case_disjoint_deterministic_and_written_to_the_run(datamodu
     assert len(ids) == len(set(ids)) == 10 and all(split[name] for name in split)
     assert split == split_cases(ids, datamodule.split, datamodule.split_seed)
     assert split != split_cases(ids, datamodule.split, datamodule.split_seed + 1)
+
+
+CASES = [f"case{i:02d}" for i in range(23)]
+FRACTIONS = {"train": 0.7, "val": 0.15, "test": 0.15}
+
+
+@pytest.mark.parametrize("num_folds", [2, 5, 23])
+def test_the_test_folds_partition_the_cases_and_each_fold_is_disjoint(num_folds):
+    folds = [split_folds(CASES, num_folds, fold, FRACTIONS, seed=3) for fold in range(num_folds)]
+    tests = [case_id for split in folds for case_id in split["test"]]
+    assert sorted(tests) == CASES  # every case is tested exactly once
+    sizes = [len(split["test"]) for split in folds]
+    assert max(sizes) - min(sizes) <= 1
+    for split in folds:
+        assert sorted(split["train"] + split["val"] + split["test"]) == CASES
+        assert split["val"] and split["train"]
+    # validation is about val / (train + val) of the cases not tested
+    assert len(folds[0]["val"]) == round((23 - len(folds[0]["test"])) * 0.15 / 0.85) or num_folds == 23
+
+
+def test_folds_are_deterministic_for_a_seed_and_move_with_it():
+    assert split_folds(CASES, 5, 2, FRACTIONS, seed=0) == split_folds(list(reversed(CASES)), 5, 2, FRACTIONS, seed=0)
+    assert split_folds(CASES, 5, 2, FRACTIONS, seed=0)["test"] != split_folds(CASES, 5, 2, FRACTIONS, seed=1)["test"]
+
+
+def test_validation_sets_differ_between_folds():
+    vals = {tuple(split_folds(CASES, 5, fold, FRACTIONS, seed=0)["val"]) for fold in range(5)}
+    assert len(vals) == 5
+
+
+@pytest.mark.parametrize("num_folds, fold, message", [(5, 5, "data.fold must be in 0..4"), (5, -1, "data.fold must be in 0..4"), (1, 0, "num_folds must be in 2..23"), (24, 0, "num_folds must be in 2..23")])
+def test_a_fold_outside_the_folds_is_refused(num_folds, fold, message):
+    with pytest.raises(ValueError, match=message):
+        split_folds(CASES, num_folds, fold, FRACTIONS, seed=0)
+
+
+def test_a_fold_run_names_its_fold_in_split_json(tmp_path, datamodule):
+    module = MipDataModule(root=str(datamodule.root), cache_dir=datamodule.cache_dir, image_size=32, batch_size=2,
+                           run_dir=str(tmp_path), num_folds=5, fold=3)
+    module.setup("fit")
+    split = json.loads((tmp_path / "split.json").read_text())
+    assert split["fold"] == 3 and split["num_folds"] == 5 and len(split["test"]) == 2
+    assert {key: split[key] for key in ("train", "val", "test")} == split_folds(sorted(split["train"] + split["val"] + split["test"]), 5, 3, module.split, 0)
 
 
 def test_batches_hold_binary_masks_even_after_augmentation(datamodule):

@@ -42,6 +42,7 @@ def test_dice_and_volumes_by_hand():
     half = cube(size=(8, 8, 2))  # 128 voxels inside the truth
     scores = score_volume(half, truth, AFFINE)
     assert scores["dice"] == pytest.approx(2 * 128 / (128 + 256))
+    assert scores["iou"] == pytest.approx(128 / 256)
     assert scores["volume_truth_ml"] == pytest.approx(256 * 0.75 / 1000)
     assert scores["volume_difference_ml"] == pytest.approx(-128 * 0.75 / 1000)
     assert volume_ml(truth, AFFINE) == pytest.approx(0.192)

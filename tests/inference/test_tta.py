@@ -1,0 +1,69 @@
+"""tta=flip: the probability becomes the mean of p(x) and flip(p(flip(x))), flipping the patient's
+left-right axis of the network input (a MIP's columns, an axial slice's R axis), in both modes."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from brainseg.data.axial import context_indices
+from brainseg.data.preprocessing import Preprocessing
+from brainseg.errors import ConfigError
+from brainseg.inference.mip import MipPredictor
+from brainseg.inference.volume import VolumePredictor, predict_slices
+
+MIP = Preprocessing("mip", (-100.0, 1900.0), 16)
+SLICES = Preprocessing("slices", (-100.0, 1000.0), 16, spacing_mm=2.0, context_slices=1)
+
+
+def lopsided_net(in_channels: int, seed: int = 0) -> nn.Module:
+    """A fixed network that is not mirror-symmetric (random 5x5 kernels), so a flip changes its answer."""
+    torch.manual_seed(seed)
+    net = nn.Sequential(nn.Conv2d(in_channels, 4, 5, padding=2), nn.Tanh(), nn.Conv2d(4, 1, 5, padding=2))
+    net.size_divisor = 4
+    return net.eval()
+
+
+def sigmoid(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return torch.sigmoid(net(x))
+
+
+def test_a_mip_probability_is_the_mean_of_p_x_and_the_mirrored_p_of_the_mirrored_x():
+    hu = np.random.default_rng(0).uniform(-1000, 1500, (12, 16)).astype(np.float32)  # wider than tall: the fit pads rows
+    net = lopsided_net(1)
+    plain, flipped = MipPredictor(net, MIP), MipPredictor(net, MIP, tta="flip")
+    fitted, _ = plain.fitted_hu(hu, (1.0, 1.0))
+    x = plain.normalized(fitted)[None]  # (1, 1, 16, 16)
+    expected = (sigmoid(net, x) + sigmoid(net, x.flip(-1)).flip(-1)) / 2
+    got = flipped.predict(hu, (1.0, 1.0))
+    np.testing.assert_allclose(got.network_probability, expected[0, 0].numpy(), atol=1e-6)
+    without = plain.predict(hu, (1.0, 1.0)).network_probability
+    assert np.abs(got.network_probability - without).max() > 1e-3  # it did change the probabilities
+    np.testing.assert_allclose(without, sigmoid(net, x)[0, 0].numpy(), atol=1e-6)  # and tta=none is the plain network
+
+
+def test_slice_probabilities_are_the_mean_of_p_x_and_the_mirrored_p_of_the_mirrored_x_along_r():
+    hu = torch.from_numpy(np.random.default_rng(1).uniform(0, 800, (5, 16, 12)).astype(np.float32))  # (S, R, A), all head
+    net = lopsided_net(3)
+    got = predict_slices(VolumePredictor(net, SLICES, tta="flip"), hu)
+    x = torch.from_numpy(SLICES.normalize(hu.numpy()[context_indices(np.arange(5), 5, 1)]))  # (S, 3, R, A)
+    expected = (sigmoid(net, x) + sigmoid(net, x.flip(-2)).flip(-2)) / 2
+    torch.testing.assert_close(got, expected[:, 0], atol=1e-6, rtol=0)
+    plain = predict_slices(VolumePredictor(net, SLICES), hu)
+    torch.testing.assert_close(plain, sigmoid(net, x)[:, 0], atol=1e-6, rtol=0)
+    assert (got - plain).abs().max() > 1e-3
+
+
+def test_a_mirror_symmetric_network_is_left_unchanged_by_the_flip():
+    net = nn.Conv2d(1, 1, 3, padding=1, bias=False)
+    with torch.no_grad():
+        net.weight.copy_(torch.tensor([[[[1.0, 2.0, 1.0], [0.5, -3.0, 0.5], [1.0, 2.0, 1.0]]]]))  # symmetric left-right
+    hu = np.random.default_rng(2).uniform(-1000, 1500, (16, 16)).astype(np.float32)
+    np.testing.assert_allclose(MipPredictor(net, MIP, tta="flip").predict(hu, (1.0, 1.0)).probability,
+                               MipPredictor(net, MIP).predict(hu, (1.0, 1.0)).probability, atol=1e-6)
+
+
+def test_an_unknown_tta_is_refused_in_one_line():
+    with pytest.raises(ConfigError, match="tta must be one of \\('none', 'flip'\\), got 'rotate'"):
+        MipPredictor(lopsided_net(1), MIP, tta="rotate")
