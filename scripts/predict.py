@@ -3,8 +3,7 @@
     python scripts/predict.py input=FILE_OR_DIR [output=DIR] [model=mip | ckpt_path=PATH] [tta=flip]
     python scripts/predict.py ckpt_path=[A,B,C]|MULTIRUN_DIR input=FILE_OR_DIR   # an ensemble
 
-Without a checkpoint, the shipped 3-D model segments each volume. Exits with status 1 if any
-case failed (after predicting all the others). See conf/predict.yaml.
+No checkpoint: the shipped 3-D model. Exit status 1 if any case failed. See conf/predict.yaml.
 """
 
 import sys
