@@ -170,6 +170,30 @@ def _cell(value, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def findings(rows: list[dict], volume: bool, floor: float = 0.95) -> list[str]:
+    """What the matrix says, in sentences written from its figures: the footprint against the MIP
+    model, and the rows whose mean falls below ``floor``."""
+    overall = rows[0]
+    lines = ["## Reading it", ""]
+    if volume and overall.get("volume_footprint_dice_mean") is not None:
+        better = overall["volume_footprint_dice_mean"] > overall["mip_dice_mean"]
+        lines.append(
+            f"- Over all cases the 3-D model's footprint scores {overall['volume_footprint_dice_mean']:.3f} mean and "
+            f"{overall['volume_footprint_dice_worst']:.3f} worst against the MIP truth; the MIP model "
+            f"{overall['mip_dice_mean']:.3f} and {overall['mip_dice_worst']:.3f}. "
+            + ("For a MIP mask, segment the volume with the 3-D model and project its mask along S (the `footprint` "
+               "of the 3-D model): it is the better MIP mask." if better else "The MIP model is the better MIP mask here.")
+        )
+    weak = [f"{row['group']} {row['value']} ({row['mip_dice_mean']:.3f})" for row in rows[1:]
+            if row["mip_dice_mean"] is not None and row["mip_dice_mean"] < floor]
+    lines.append(f"- Rows where the MIP model's mean is below {floor}: " + (", ".join(weak) if weak else "none") + ".")
+    if volume:
+        weak = [f"{row['group']} {row['value']} ({row['volume_dice_mean']:.3f})" for row in rows[1:]
+                if row.get("volume_dice_mean") is not None and row["volume_dice_mean"] < floor]
+        lines.append(f"- Rows where the 3-D model's mean is below {floor}: " + (", ".join(weak) if weak else "none") + ".")
+    return lines
+
+
 def markdown(report: dict) -> str:
     """The page: what was scored, the matrix, the worst cases."""
     volume = report["volume_checkpoint"] not in (None, "None")
@@ -203,7 +227,7 @@ def markdown(report: dict) -> str:
                       _cell(row.get("volume_dice_superior_third_mean")), _cell(row.get("volume_footprint_dice_mean")),
                       _cell(row.get("volume_footprint_dice_worst"))]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "## Worst cases", ""]
+    lines += ["", *findings(report["matrix"], volume), "", "## Worst cases", ""]
     for mode, picture in report["worst"].items():
         lines += [f"{picture['caption']}", "", f"![worst {mode} case]({Path(picture['path']).name})", ""]
     return "\n".join(lines)
