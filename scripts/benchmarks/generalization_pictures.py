@@ -39,6 +39,17 @@ def _panel(hu: np.ndarray, truth: np.ndarray, prediction: np.ndarray, window: tu
     return overlay(gray, [truth, prediction], width=2)
 
 
+def _isotropic(view: np.ndarray, row_mm: float, col_mm: float, nearest: bool) -> np.ndarray:
+    """A slice resampled to square pixels of the finer spacing, so thick slices are not squashed."""
+    from PIL import Image
+
+    pixel = min(row_mm, col_mm)
+    size = (max(1, round(view.shape[1] * col_mm / pixel)), max(1, round(view.shape[0] * row_mm / pixel)))
+    if nearest:
+        return np.asarray(Image.fromarray(view.astype(np.uint8)).resize(size, Image.NEAREST)).astype(bool)
+    return np.asarray(Image.fromarray(view.astype(np.float32)).resize(size, Image.BILINEAR))
+
+
 def worst_mip_picture(ckpt_path: str, dataset: Path, rows: dict[str, dict], path: Path) -> dict:
     """The MIP model's worst case: its MIP, true and predicted footprints."""
     case_id, dice = _worst(rows)
@@ -60,9 +71,12 @@ def worst_volume_picture(dataset: Path, workdir: Path, rows: dict[str, dict], ck
     hu, truth, prediction = (nib.orientations.apply_orientation(a, orientation)
                              for a in (case.image.scale(case.image.read()), case.mask, predicted))
     r, a, _ = (int(np.mean(np.flatnonzero(truth.any(axis=tuple(k for k in range(3) if k != axis))))) for axis in range(3))
+    spacing = np.empty(3)
+    spacing[orientation[:, 0].astype(int)] = nib.affines.voxel_sizes(case.image.affine)  # mm along R, A, S
     panels = []
-    for cut in (np.s_[:, a, :], np.s_[r, :, :]):  # coronal (R-S), sagittal (A-S); superior up
-        panels.append(_panel(np.flipud(hu[cut].T), np.flipud(truth[cut].T), np.flipud(prediction[cut].T), VOLUME_WINDOW))
+    for cut, across in ((np.s_[:, a, :], spacing[0]), (np.s_[r, :, :], spacing[1])):  # coronal, sagittal; superior up
+        views = [_isotropic(np.flipud(view[cut].T), spacing[2], across, nearest=view is not hu) for view in (hu, truth, prediction)]
+        panels.append(_panel(*views, VOLUME_WINDOW))
     height = max(p.shape[0] for p in panels)
     width = max(p.shape[1] for p in panels)
     tiles = [np.pad(p, ((0, height - p.shape[0]), (0, width - p.shape[1]), (0, 0))) for p in panels]
