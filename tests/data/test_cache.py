@@ -35,6 +35,16 @@ def test_round_trip_is_exact_in_hu_and_binary(tmp_path, record):
     assert not list((tmp_path / "cache").rglob("*.tmp"))  # written atomically
 
 
+def test_a_cached_spacing_is_the_fresh_one_to_the_last_bit(tmp_path, record):
+    """A float32 header spacing (0.8 -> 0.800000011920929) once came back from the cache as 0.8, so
+    a run that read the cache scored the baseline differently from the run that filled it."""
+    cache = MipCache(tmp_path / "cache")
+    key = cache_key(record, {"projection": "mip"})
+    spacing = (float(np.float32(0.8)), float(np.float32(2.0 / 3.0)))
+    cache.store("c1", key, Projection(_projection().image, None, spacing, []))
+    assert cache.load("c1", key).spacing == spacing
+
+
 def test_a_changed_setting_or_source_file_misses(tmp_path, record):
     cache = MipCache(tmp_path / "cache")
     key = cache_key(record, {"projection": "mip"})
