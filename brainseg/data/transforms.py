@@ -100,21 +100,25 @@ class Augmentation:
     intensity_shift: float = 0.05
     noise_std: float = 0.01
 
-    def _uniform(self, limit: float) -> float:
-        return (torch.rand(()).item() * 2 - 1) * limit
+    def __call__(
+        self, image: torch.Tensor, mask: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Augment a ``(C, H, W)`` image and its ``(1, H, W)`` float mask together, drawing from
+        ``generator`` (training gives each sample its own); ``None`` draws from torch's global one."""
 
-    def __call__(self, image: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Augment a ``(C, H, W)`` image and its ``(1, H, W)`` float mask together."""
-        angle = math.radians(self._uniform(self.rotate_deg))
-        zoom = 1.0 + self._uniform(self.scale)
-        flip_x = -1.0 if torch.rand(()).item() < self.flip_lr else 1.0
-        flip_y = -1.0 if torch.rand(()).item() < self.flip_ap else 1.0
+        def uniform(limit: float) -> float:
+            return (torch.rand((), generator=generator).item() * 2 - 1) * limit
+
+        angle = math.radians(uniform(self.rotate_deg))
+        zoom = 1.0 + uniform(self.scale)
+        flip_x = -1.0 if torch.rand((), generator=generator).item() < self.flip_lr else 1.0
+        flip_y = -1.0 if torch.rand((), generator=generator).item() < self.flip_ap else 1.0
         if angle or zoom != 1.0 or flip_x < 0 or flip_y < 0 or self.translate:
             cos, sin = math.cos(angle) / zoom, math.sin(angle) / zoom
             theta = torch.tensor(
                 [
-                    [cos * flip_x, -sin, self._uniform(self.translate) * 2],
-                    [sin, cos * flip_y, self._uniform(self.translate) * 2],
+                    [cos * flip_x, -sin, uniform(self.translate) * 2],
+                    [sin, cos * flip_y, uniform(self.translate) * 2],
                 ],
                 dtype=torch.float32,
             )[None]
@@ -122,7 +126,7 @@ class Augmentation:
             image = F.grid_sample(image[None], grid, mode="bilinear", padding_mode="border", align_corners=False)[0]
             mask = F.grid_sample(mask[None], grid, mode="nearest", padding_mode="zeros", align_corners=False)[0]
         if self.intensity_scale or self.intensity_shift:
-            image = image * (1.0 + self._uniform(self.intensity_scale)) + self._uniform(self.intensity_shift)
+            image = image * (1.0 + uniform(self.intensity_scale)) + uniform(self.intensity_shift)
         if self.noise_std:
-            image = image + torch.randn_like(image) * self.noise_std
+            image = image + torch.randn(image.shape, generator=generator, dtype=image.dtype) * self.noise_std
         return image, mask
