@@ -10,6 +10,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
+from benchmarks import memory
 from benchmarks.notes import notes
 from benchmarks.results import SECTIONS, TARGETS, Results
 
@@ -186,6 +187,8 @@ def markdown(results: Results) -> str:
         lines += _loading_rows(sections["loading"])
     if "training" in sections:
         lines += ["", "## Training step variants", ""] + _step_table(sections["training"])
+    if "memory" in sections:  # measured on its own: python scripts/benchmark_memory.py
+        lines += [""] + memory.markdown(sections["memory"])
     return "\n".join(lines) + "\n"
 
 
