@@ -5,8 +5,8 @@ import pytest
 
 from brainseg.data.cache import cache_key
 from brainseg.data.discovery import CaseRecord
-from brainseg.data.preparation import prepare_dataset
-from brainseg.data.projection import MipCache, Projection
+from brainseg.data.preparation import load_item, prepare_dataset
+from brainseg.data.projection import MipCache, MipRepresentation, Projection
 from tests.conftest import make_dataset, phantom, write_nifti
 
 
@@ -62,3 +62,15 @@ def test_a_half_written_png_is_a_miss_and_gets_rewritten(tmp_path):
     again = prepare_dataset(root, tmp_path / "cache", progress=False)
     assert again.newly_cached == 1 and set(again.items) == {"case00", "case01"}
     assert len(image_png.read_bytes()) > 100
+
+
+def test_without_keeping_items_a_case_is_read_back_from_the_cache_when_wanted(tmp_path):
+    """What evaluation does, so that its memory stays flat over any number of cases."""
+    root = make_dataset(tmp_path / "ds", n=3)
+    kept = prepare_dataset(root, tmp_path / "cache", workers=1, progress=False)
+    lean = prepare_dataset(root, tmp_path / "cache2", workers=1, progress=False, keep_items=False)
+    assert set(lean.items) == set(lean.records) == set(kept.items) and set(lean.items.values()) == {None}
+    for case_id, record in lean.records.items():
+        item = load_item(record, MipRepresentation(), tmp_path / "cache2")
+        np.testing.assert_array_equal(item.image, kept.items[case_id].image)
+        assert item.spacing == kept.items[case_id].spacing
