@@ -106,7 +106,8 @@ def trace(task: str, mode: str, ckpt_path: str, folder: str, output: str, thread
     """Run ``task`` over ``folder`` in this process; resident and peak MiB before each case and at the end.
 
     Run by :func:`measure` in a fresh process. The predictor's per-case call is wrapped to read
-    the memory; nothing else changes.
+    the memory; nothing else changes. (A MIP evaluation calls it again for the few cases its
+    report shows: they add the last readings before the end.)
     """
     import torch
 
