@@ -15,13 +15,15 @@ from pathlib import Path
 
 import numpy as np
 import pytorch_lightning as pl
-from torch.utils.data import DataLoader, Dataset, Sampler
+import torch
+from torch.utils.data import DataLoader, Dataset
 
 from brainseg.data.augmentation import Augmentation
 from brainseg.data.cache import dataset_cache_dir
 from brainseg.data.normalization import ct_statistics
 from brainseg.data.preparation import PreparedDataset, Representation, prepare_dataset
 from brainseg.data.preprocessing import Preprocessing
+from brainseg.data.resumable import EpochSampler, ResumableLoader, ShuffleSampler
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +108,9 @@ class BrainDataModule(pl.LightningDataModule):
         run_dir: where ``split.json`` and ``data_report.json`` are written (the run folder).
         shard, num_shards: ``prepare_data`` prepares only this shard of the sorted cases, so
             several preprocessing jobs fill one cache together; ``setup`` always uses every case.
+        seed: the training order and augmentation of epoch ``e`` are a function of ``(seed, e)``
+            (:mod:`brainseg.data.resumable`), so a resumed run repeats them; ``None`` takes torch's
+            initial seed, which ``seed_everything`` (the run's ``seed``) has set.
     """
 
     mode: str = ""  # the Preprocessing mode this DataModule trains for
@@ -131,6 +136,7 @@ class BrainDataModule(pl.LightningDataModule):
         run_dir: str | None = None,
         shard: int = 0,
         num_shards: int = 1,
+        seed: int | None = None,
     ):
         super().__init__()
         if root is None and synthetic is None:
@@ -158,6 +164,7 @@ class BrainDataModule(pl.LightningDataModule):
         self.preprocess_workers = preprocess_workers
         self.run_dir = Path(run_dir) if run_dir else None
         self.shard, self.num_shards = int(shard), int(num_shards)
+        self.seed = int(torch.initial_seed() if seed is None else seed)
         self.statistics: dict | None = None
         self.cases: dict[str, list] = {}  # split -> one picture-ready item per case (panels, baseline)
         self.prepared: PreparedDataset | None = None
@@ -178,9 +185,9 @@ class BrainDataModule(pl.LightningDataModule):
     def dataset(self, split: str, train: bool) -> Dataset:
         raise NotImplementedError
 
-    def sampler(self, dataset: Dataset) -> Sampler | None:
-        """The training sampler; ``None`` shuffles every sample once per epoch."""
-        return None
+    def sampler(self, dataset: Dataset) -> EpochSampler:
+        """The training order: every sample once per epoch, shuffled anew with ``(seed, epoch)``."""
+        return ShuffleSampler(len(dataset), self.seed)
 
     def preprocessing(self) -> Preprocessing:
         """Everything inference needs to turn a new scan into network input."""
@@ -273,15 +280,17 @@ class BrainDataModule(pl.LightningDataModule):
     # ---- loaders -----------------------------------------------------------------------------
     def _loader(self, split: str, train: bool) -> DataLoader:
         dataset = self.dataset(split, train)
-        sampler = self.sampler(dataset) if train else None
-        return DataLoader(
+        if not train:
+            return DataLoader(dataset, batch_size=self.batch_size, num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+        sampler = self.sampler(dataset)
+        return ResumableLoader(
             dataset,
             batch_size=self.batch_size,
-            shuffle=train and sampler is None,
             sampler=sampler,
-            drop_last=train and len(sampler or dataset) > self.batch_size,
+            drop_last=len(sampler) > self.batch_size,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
+            generator=torch.Generator().manual_seed(self.seed),  # worker seeds: never from the global stream
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -18,6 +18,7 @@ from brainseg.data.baseline import score_baseline
 from brainseg.data.datamodule import BrainDataModule
 from brainseg.data.preprocessing import Preprocessing
 from brainseg.data.projection import MipRepresentation, Projection
+from brainseg.data.resumable import draw_generator
 from brainseg.data.transforms import SquareFit, fit_to_square, plan_square_fit
 
 
@@ -33,7 +34,8 @@ class MipCase:
 
 
 class MipDataset(Dataset):
-    """Cases of one split; training applies ``augmentation`` to image and mask together."""
+    """Cases of one split; training applies ``augmentation`` to image and mask together, drawn
+    from the sample's own seed (a key ``(index, draw seed)`` from the training sampler)."""
 
     def __init__(self, cases: list[MipCase], augmentation: Augmentation | None = None):
         self.cases = cases
@@ -42,11 +44,12 @@ class MipDataset(Dataset):
     def __len__(self) -> int:
         return len(self.cases)
 
-    def __getitem__(self, index: int) -> dict:
+    def __getitem__(self, key) -> dict:
+        index, generator = draw_generator(key)
         case = self.cases[index]
         image, mask = case.image, case.mask.float()
         if self.augmentation is not None:
-            image, mask = self.augmentation(image, mask)
+            image, mask = self.augmentation(image, mask, generator)
         return {"image": image, "mask": mask, "index": index, "case": index}
 
 

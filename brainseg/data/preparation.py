@@ -110,6 +110,7 @@ def prepare_dataset(
     shard: int = 0,
     num_shards: int = 1,
     progress: bool = True,
+    keep_items: bool = True,
 ) -> PreparedDataset:
     """Discover, validate, represent and cache every case under ``root``.
 
@@ -120,6 +121,9 @@ def prepare_dataset(
         on_bad_case: 'skip' leaves bad cases out with a warning; 'fail' raises after listing all.
         workers: processes to use; defaults to all cores.
         shard, num_shards: prepare only this shard of the sorted cases (cluster preprocessing).
+        keep_items: hold every case's item in ``items``; ``False`` leaves them in the cache only (the
+            ``items`` values are ``None``), for a caller that reads them back one at a time with
+            :func:`load_item`, so that its memory does not grow with the number of cases.
 
     Raises:
         BadDatasetError: under 'fail', if any case or file is unusable.
@@ -140,16 +144,21 @@ def prepare_dataset(
         if item is None:
             missing.append(record)
         else:
-            _collect(prepared, record, item, None, newly=False)
+            _collect(prepared, record, item, None, newly=False, keep=keep_items)
     arguments = [(record, representation, str(cache_dir), affine_tolerance, max_voxels) for record in missing]
     bar = tqdm(total=len(missing), desc=f"Preparing {representation.name}", unit="case", disable=not progress or not missing, leave=False)
     for record, item, error in run_cases(_prepare_case, arguments, workers):
         bar.update()
-        _collect(prepared, record, item, error, newly=True)
+        _collect(prepared, record, item, error, newly=True, keep=keep_items)
     bar.close()
     prepared.items = dict(sorted(prepared.items.items()))
     report_bad_cases(prepared.skipped, prepared.warnings, on_bad_case)
     return prepared
+
+
+def load_item(record: CaseRecord, representation: Representation, cache_dir: str | Path):
+    """A prepared case's item read back from the cache; ``None`` if it is no longer there."""
+    return _cached(record, representation, str(cache_dir))
 
 
 def run_cases(worker, arguments: list[tuple], workers: int | None, chunksize: int = 2):
@@ -203,11 +212,11 @@ def report_bad_cases(skipped: dict[str, str], warnings: list[str], on_bad_case: 
         raise BadDatasetError(skipped)
 
 
-def _collect(prepared: PreparedDataset, record: CaseRecord, item, error: BadCaseError | None, newly: bool) -> None:
+def _collect(prepared: PreparedDataset, record: CaseRecord, item, error: BadCaseError | None, newly: bool, keep: bool = True) -> None:
     if error is not None:
         prepared.skipped[error.path] = error.problem
         return
-    prepared.items[record.case_id] = item
+    prepared.items[record.case_id] = item if keep else None
     prepared.records[record.case_id] = record
     prepared.warnings.extend(item.warnings)
     prepared.newly_cached += int(newly)

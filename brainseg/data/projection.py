@@ -155,7 +155,7 @@ class MipCache:
         """Write the pair atomically; the mask first, so a found image implies a complete pair."""
         text = {
             "brainseg-key": key,
-            "spacing": ",".join(f"{s:.6g}" for s in projection.spacing),
+            "spacing": ",".join(repr(float(s)) for s in projection.spacing),  # exact: a cached case equals a fresh one
             "has-mask": "1" if projection.mask is not None else "0",
             "warnings": json.dumps(projection.warnings),
         }

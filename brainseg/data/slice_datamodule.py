@@ -21,12 +21,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset
 
 from brainseg.data.augmentation import Augmentation
 from brainseg.data.axial import context_indices, crop_around
 from brainseg.data.datamodule import BrainDataModule
 from brainseg.data.preprocessing import Preprocessing
+from brainseg.data.resumable import EpochSampler, draw_generator
 from brainseg.data.slices import SliceRepresentation, SliceStack
 from brainseg.data.transforms import AIR_HU
 
@@ -56,7 +57,8 @@ class SliceDataset(Dataset):
             slices, each padded with air to the largest slice of ``stacks`` (rounded up to
             ``WHOLE_SLICE_MULTIPLE``).
         normalize: HU -> network input.
-        augmentation: applied to image and mask together (training only).
+        augmentation: applied to image and mask together (training only), drawn from the
+            sample's own seed (a key ``(index, draw seed)`` from the training sampler).
     """
 
     def __init__(
@@ -92,12 +94,13 @@ class SliceDataset(Dataset):
         mask = crop_around(stack.mask[z][None], self.size, self.centres[case], value=0)
         return hu, mask
 
-    def __getitem__(self, index: int) -> dict:
+    def __getitem__(self, key) -> dict:
+        index, generator = draw_generator(key)
         case, z = (int(v) for v in self.items[index])
         hu, mask = self.crop(case, z)
         image, target = torch.from_numpy(self.normalize(hu)), torch.from_numpy(mask).float()
         if self.augmentation is not None:
-            image, target = self.augmentation(image, target)
+            image, target = self.augmentation(image, target, generator)
         return {"image": image, "mask": target, "index": index, "case": case}
 
 
@@ -109,25 +112,23 @@ def brain_centre(mask: np.ndarray) -> tuple[float, float]:
     return ((rows[0] + rows[-1] + 1) / 2, (cols[0] + cols[-1] + 1) / 2)
 
 
-class EmptySliceSampler(Sampler[int]):
-    """Every brain slice once per epoch, plus ``ratio`` brain-free slices per brain slice, drawn anew.
+class EmptySliceSampler(EpochSampler):
+    """Every brain slice once per epoch, plus ``ratio`` brain-free slices per brain slice, drawn anew
+    each epoch; the draw and the order are a function of ``(seed, epoch)``."""
 
-    The draw uses torch's global generator, so ``seed_everything`` makes it reproducible.
-    """
-
-    def __init__(self, brain: np.ndarray, empty: np.ndarray, ratio: float):
+    def __init__(self, brain: np.ndarray, empty: np.ndarray, ratio: float, seed: int = 0):
+        super().__init__(seed)
         self.brain, self.empty = np.asarray(brain), np.asarray(empty)
         self.n_empty = min(len(self.empty), int(round(ratio * len(self.brain))))
 
     def __len__(self) -> int:
         return len(self.brain) + self.n_empty
 
-    def __iter__(self):
-        rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, ()).item()))
+    def order(self, rng: np.random.Generator) -> np.ndarray:
         chosen = rng.choice(self.empty, self.n_empty, replace=False) if self.n_empty else np.zeros(0, int)
         order = np.concatenate([self.brain, chosen])
         rng.shuffle(order)
-        return iter(order.tolist())
+        return order
 
 
 class SliceDataModule(BrainDataModule):
@@ -186,7 +187,7 @@ class SliceDataModule(BrainDataModule):
 
     def sampler(self, dataset: SliceDataset) -> EmptySliceSampler:
         holds_brain = np.array([dataset.stacks[c].mask[z].any() for c, z in dataset.items], dtype=bool)
-        return EmptySliceSampler(np.flatnonzero(holds_brain), np.flatnonzero(~holds_brain), self.empty_slice_ratio)
+        return EmptySliceSampler(np.flatnonzero(holds_brain), np.flatnonzero(~holds_brain), self.empty_slice_ratio, self.seed)
 
     def _panel_slice(self, case_id: str, stack: SliceStack) -> PanelSlice:
         """The case's slice at 40% of its brain's height: cerebrum, ventricles and skull in view."""

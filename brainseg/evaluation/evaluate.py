@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from brainseg.data.cache import dataset_cache_dir
 from brainseg.data.cases import open_case
 from brainseg.data.discovery import CaseRecord, discover_cases
-from brainseg.data.preparation import prepare_dataset
+from brainseg.data.preparation import load_item, prepare_dataset
 from brainseg.data.projection import MipRepresentation
 from brainseg.data.transforms import fit_to_square
 from brainseg.errors import BadCaseError, ConfigError
@@ -33,7 +33,7 @@ from brainseg.evaluation.metrics import (
     score_case,
     score_volume,
 )
-from brainseg.evaluation.report import CasePicture, write_report
+from brainseg.evaluation.report import CasePicture, pick_cases, write_report
 from brainseg.evaluation.summary import summarize, write_per_case
 from brainseg.evaluation.volume_report import axial_views, write_volume_report
 from brainseg.inference.ensemble import resolve_checkpoints
@@ -118,29 +118,44 @@ def _keep_wanted(items: dict, wanted: list[str] | None, split: str) -> dict:
 
 
 def score_mip_cases(predictor: MipPredictor, cfg: DictConfig, root: Path, wanted, output: Path) -> list[dict]:
-    """2-D scores of every case's cached MIP; writes ``report.html`` with the worst and best cases."""
+    """2-D scores of every case's cached MIP; writes ``report.html`` with the worst and best cases.
+
+    The cases are prepared (validated, projected, cached) first, then read back from the cache one
+    at a time: memory does not grow with the number of cases. So are the few shown in the report,
+    predicted again once the scores say which they are.
+    """
     data = cfg.data
     cache_base = Path(data.cache_dir) if data.get("cache_dir") else dataset_cache_dir(root, data.cache_root)
     representation = MipRepresentation()
+    cache = cache_base / representation.cache_folder
     prepared = prepare_dataset(
-        root, cache_base / representation.cache_folder, representation, on_bad_case=data.on_bad_case,
-        workers=data.get("preprocess_workers"), affine_tolerance=data.affine_tolerance,
+        root, cache, representation, on_bad_case=data.on_bad_case, workers=data.get("preprocess_workers"),
+        affine_tolerance=data.affine_tolerance, keep_items=False,
     )
     _write_data_report(output, root, prepared.skipped, prepared.warnings)
-    rows, pictures = [], {}
-    for case_id, projection in tqdm(_keep_wanted(prepared.items, wanted, cfg.split).items(), desc="Evaluating", unit="case", leave=False):
-        prediction = predictor.predict(projection.image, projection.spacing)
-        if cfg.resolution == "network":  # the square grid training scores on (truth resized by nearest neighbour)
-            hu, truth = fit_to_square(projection.image, projection.mask, prediction.fit)
-            hu, truth, predicted, spacing = hu[0].numpy(), truth[0].numpy(), prediction.network_mask, (prediction.fit.spacing_mm,) * 2
-        else:
-            hu, truth, predicted, spacing = projection.image, projection.mask, prediction.mask, projection.spacing
-        rows.append(score_case(case_id, predicted, truth, spacing, cfg.both_empty))
-        pictures[case_id] = CasePicture(hu, truth, predicted)
+    records = _keep_wanted(prepared.records, wanted, cfg.split)
+    rows = []
+    for case_id, record in tqdm(records.items(), desc="Evaluating", unit="case", leave=False):
+        picture, spacing = _mip_picture(predictor, load_item(record, representation, cache), cfg.resolution)
+        rows.append(score_case(case_id, picture.prediction, picture.truth, spacing, cfg.both_empty))
     metrics = summarize([asdict(row) for row in rows], SCORES)
+    shown = {row.case_id for chosen in pick_cases(rows, cfg.report.n_cases) for row in chosen}
+    pictures = {case_id: _mip_picture(predictor, load_item(records[case_id], representation, cache), cfg.resolution)[0]
+                for case_id in sorted(shown)}
     context = {"checkpoint": getattr(predictor, "models", cfg.ckpt_path), "cases": _cases_label(cfg), "resolution": cfg.resolution, "both_empty": cfg.both_empty}
     write_report(output / "report.html", rows, pictures, metrics, context, predictor.preprocessing.hu_window, cfg.report.n_cases, prepared.warnings)
     return [asdict(row) for row in rows]
+
+
+def _mip_picture(predictor: MipPredictor, projection, resolution: str) -> tuple[CasePicture, tuple[float, float]]:
+    """A case's MIP, truth and prediction on the grid it is scored on, and that grid's pixel size."""
+    if projection is None:
+        raise ConfigError("the MIP cache changed while evaluating (a case's cached MIP vanished); run again")
+    prediction = predictor.predict(projection.image, projection.spacing)
+    if resolution == "network":  # the square grid training scores on (truth resized by nearest neighbour)
+        hu, truth = fit_to_square(projection.image, projection.mask, prediction.fit)
+        return CasePicture(hu[0].numpy(), truth[0].numpy(), prediction.network_mask), (prediction.fit.spacing_mm,) * 2
+    return CasePicture(projection.image, projection.mask, prediction.mask), projection.spacing
 
 
 def score_volume_cases(predictor: VolumePredictor, cfg: DictConfig, root: Path, wanted, output: Path) -> list[dict]:

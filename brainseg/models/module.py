@@ -4,6 +4,10 @@ Probabilities are the sigmoid of the logits, applied once (the losses do it inte
 ``threshold`` applies to probabilities. The metrics receive thresholded INTEGER masks: given a
 float (N, 1, H, W) probability map, torchmetrics' ``DiceScore`` would take an argmax over the
 single channel, see all zeros and read 0 forever.
+
+A checkpoint also holds what a run killed mid-epoch needs to end as if it had not been: the
+running sums of the epoch's training metrics and torch's global random state (dropout draws
+from it), restored when training restarts (docs/robustness.md).
 """
 
 from __future__ import annotations
@@ -13,8 +17,9 @@ from collections.abc import Callable
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.trainer.states import TrainerFn
 from torch import nn
-from torchmetrics import Metric
+from torchmetrics import MeanMetric, Metric
 from torchmetrics.segmentation import DiceScore, MeanIoU
 
 STAGES = ("train", "val", "test")
@@ -94,6 +99,8 @@ class SegmentationModule(pl.LightningModule):
         self.threshold = threshold
         self.metrics = nn.ModuleDict({stage: make_metrics() for stage in ("fit", "val", "test")})
         self.case_dice = nn.ModuleDict({stage: CaseDice() for stage in ("val", "test")})
+        self.train_loss = MeanMetric()  # the epoch's mean training loss, weighted by batch size
+        self._resumed_random_state: dict | None = None
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """Logits of the brain class, shape (N, 1, H, W)."""
@@ -111,9 +118,13 @@ class SegmentationModule(pl.LightningModule):
         prediction, truth = self.predict_mask(logits), target.long().squeeze(1)
         metrics = self.metrics["fit" if stage == "train" else stage]
         size = image.shape[0]
-        # sync_dist: under DDP the logged loss is the mean over all processes, not rank 0's share
-        # (the torchmetrics below sync themselves); a no-op in a single process.
-        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True, batch_size=size, sync_dist=True)
+        if stage == "train":  # a metric object, so that its running sum can be saved in mid-epoch checkpoints
+            self.train_loss(loss.detach(), size)
+            self.log("train/loss", self.train_loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=size)
+        else:
+            # sync_dist: under DDP the logged loss is the mean over all processes, not rank 0's share
+            # (the torchmetrics below sync themselves); a no-op in a single process.
+            self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=True, batch_size=size, sync_dist=True)
         for name, metric in metrics.items():
             metric(prediction, truth)
             self.log(f"{stage}/{name}", metric, on_step=False, on_epoch=True, prog_bar=name == "dice", batch_size=size)
@@ -147,3 +158,58 @@ class SegmentationModule(pl.LightningModule):
             "threshold": self.threshold,
             "preprocessing": datamodule.preprocessing().to_dict() if hasattr(datamodule, "preprocessing") else None,
         }
+        # The epoch's running training metrics matter only if the epoch has batches left: resumed
+        # after its last batch, Lightning goes straight on to the next epoch.
+        mid_epoch = self._trainer is not None and not self.trainer.fit_loop.epoch_loop.batch_progress.is_last_batch
+        metrics = {name: metric_state(metric) for name, metric in self._epoch_metrics().items()} if mid_epoch else None
+        checkpoint["resume"] = {"epoch_metrics": metrics, "random": random_state()}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Resuming: the epoch's running training metrics now, torch's random state at ``on_train_start``."""
+        resume = checkpoint.get("resume")
+        if not resume or self._trainer is None or self.trainer.state.fn != TrainerFn.FITTING:
+            return
+        if self.trainer.world_size > 1:
+            return  # each process's sums differ and only rank 0's are saved: under DDP they start over
+        for name, metric in self._epoch_metrics().items() if resume["epoch_metrics"] else ():
+            restore_metric(metric, resume["epoch_metrics"][name])
+        self._resumed_random_state = resume["random"]
+
+    def on_train_start(self) -> None:
+        # here, after Lightning has set up the loaders (which may draw from the global stream),
+        # and before the first step: the stream goes on where the checkpoint left it
+        if self._resumed_random_state is not None:
+            set_random_state(self._resumed_random_state)
+            self._resumed_random_state = None
+
+    def _epoch_metrics(self) -> dict[str, Metric]:
+        return {"train_loss": self.train_loss, **{f"fit/{name}": metric for name, metric in self.metrics["fit"].items()}}
+
+
+def metric_state(metric: Metric) -> dict:
+    """A torchmetrics metric's accumulated state (tensors or lists of tensors) and update count, on the CPU."""
+    state = {name: [v.detach().cpu().clone() for v in value] if isinstance(value, list) else value.detach().cpu().clone()
+             for name, value in metric.metric_state.items()}
+    return {"state": state, "updates": int(metric.update_count)}
+
+
+def restore_metric(metric: Metric, saved: dict) -> None:
+    """Put back what :func:`metric_state` saved, on the metric's current device."""
+    metric.reset()
+    for name, value in saved["state"].items():
+        setattr(metric, name, [v.to(metric.device) for v in value] if isinstance(value, list) else value.to(metric.device))
+    metric._update_count = saved["updates"]  # no public setter; compute() warns when it reads 0
+
+
+def random_state() -> dict:
+    """Torch's global random state (CPU, and every CUDA device once CUDA is in use)."""
+    state = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_random_state(state: dict) -> None:
+    torch.set_rng_state(state["cpu"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

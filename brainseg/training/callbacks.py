@@ -1,4 +1,5 @@
-"""Callbacks: the validation image panel in TensorBoard (and as a PNG in the run folder)."""
+"""Callbacks: the validation image panel in TensorBoard (and as a PNG in the run folder), and the
+step checkpoints that a run killed mid-epoch resumes from."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from brainseg.visualization import error_map, grid, overlay, save_png
@@ -56,3 +58,47 @@ class ValidationPanel(pl.Callback):
                 ]
             )
         return grid(rows)
+
+
+class StepCheckpoint(ModelCheckpoint):
+    """``ModelCheckpoint`` that saves every ``every_n_train_steps`` steps, except after an epoch's last batch.
+
+    A checkpoint taken after the last batch, before that epoch's validation, resumes as an epoch
+    already over: Lightning (2.6) skips its validation, so the last epoch ends without ``val/*``
+    and its checkpoint, and the test runs on an older best. The end of an epoch is saved after
+    validation by ``callbacks.model_checkpoint`` instead; a run killed during validation resumes
+    from the step checkpoint before it and repeats the steps since. Nor does it save again when
+    training ends if last.ckpt was just written at that step.
+
+    Takes every argument of ``ModelCheckpoint``.
+    """
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx: int) -> None:
+        if trainer.fit_loop.epoch_loop.batch_progress.is_last_batch:
+            return
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # ModelCheckpoint saves last.ckpt once more at the end when this process has not saved one
+        # (a resumed run whose remaining steps held no save). If another callback has written it at
+        # this step, a second save, after the loop has ended, would record the run as one epoch
+        # further on than the uninterrupted run's last.ckpt does.
+        if any(other is not self and other.save_last and other._last_global_step_saved == trainer.global_step
+               for other in trainer.checkpoint_callbacks if isinstance(other, ModelCheckpoint)):
+            return
+        super().on_train_end(trainer, pl_module)
+
+
+class ResumingLearningRateMonitor(LearningRateMonitor):
+    """``LearningRateMonitor`` that also logs the epoch's learning rate when a run resumes mid-epoch.
+
+    With ``logging_interval: epoch`` the rate is logged as each epoch starts; a run resumed in the
+    middle of an epoch does not start it again, and would end without its last ``lr-*`` value.
+
+    Takes every argument of ``LearningRateMonitor``.
+    """
+
+    def on_train_start(self, trainer: pl.Trainer, *args, **kwargs) -> None:
+        super().on_train_start(trainer, *args, **kwargs)
+        if trainer.fit_loop.restarted_mid_epoch:
+            self.on_train_epoch_start(trainer, *args, **kwargs)

@@ -172,6 +172,11 @@ def peak_mib() -> float:
     return _status_mib("VmHWM")
 
 
+def rss_mib() -> float:
+    """Resident MiB now."""
+    return _status_mib("VmRSS")
+
+
 def _status_mib(field: str) -> float:
     try:
         for line in Path("/proc/self/status").read_text().splitlines():

@@ -10,6 +10,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
+from benchmarks import memory
 from benchmarks.notes import notes
 from benchmarks.results import SECTIONS, TARGETS, Results
 
@@ -236,6 +237,8 @@ def markdown(results: Results) -> str:
     if "training" in sections:
         lines += ["", "## Network candidates", ""] + _candidate_table(sections["training"])
         lines += ["", "## Training step variants", ""] + _step_table(sections["training"])
+    if "memory" in sections:  # measured on its own: python scripts/benchmark_memory.py
+        lines += [""] + memory.markdown(sections["memory"])
     return "\n".join(lines) + "\n"
 
 

@@ -13,8 +13,8 @@ import pytest
 
 from brainseg.data.cache import cache_key, remove_stale_temporaries, write_atomically
 from brainseg.data.discovery import CaseRecord
-from brainseg.data.preparation import prepare_dataset
-from brainseg.data.projection import MipCache, Projection
+from brainseg.data.preparation import load_item, prepare_dataset
+from brainseg.data.projection import MipCache, MipRepresentation, Projection
 from tests.conftest import make_dataset, phantom, write_nifti
 
 
@@ -41,6 +41,16 @@ def test_round_trip_is_exact_in_hu_and_binary(tmp_path, record):
     assert set(np.unique(on_disk)) == {0, 255}  # masks are 0/255 PNGs in their own folder
     assert cache.image_path("c1").parent.name == "images" and cache.mask_path("c1").parent.name == "masks"
     assert not list((tmp_path / "cache").rglob("*.tmp"))  # written atomically
+
+
+def test_a_cached_spacing_is_the_fresh_one_to_the_last_bit(tmp_path, record):
+    """A float32 header spacing (0.8 -> 0.800000011920929) once came back from the cache as 0.8, so
+    a run that read the cache scored the baseline differently from the run that filled it."""
+    cache = MipCache(tmp_path / "cache")
+    key = cache_key(record, {"projection": "mip"})
+    spacing = (float(np.float32(0.8)), float(np.float32(2.0 / 3.0)))
+    cache.store("c1", key, Projection(_projection().image, None, spacing, []))
+    assert cache.load("c1", key).spacing == spacing
 
 
 def test_a_changed_setting_or_source_file_misses(tmp_path, record):
@@ -141,3 +151,15 @@ def test_preparation_removes_what_killed_writers_left_and_says_so_in_one_line(tm
     assert again.newly_cached == 0 and not any(leftover.exists() for leftover in leftovers)
     lines = [record.getMessage() for record in caplog.records if "temporary" in record.getMessage()]
     assert lines == [f"removed 2 temporary file(s) that interrupted writers left in {tmp_path / 'cache'}"]
+
+
+def test_without_keeping_items_a_case_is_read_back_from_the_cache_when_wanted(tmp_path):
+    """What evaluation does, so that its memory stays flat over any number of cases."""
+    root = make_dataset(tmp_path / "ds", n=3)
+    kept = prepare_dataset(root, tmp_path / "cache", workers=1, progress=False)
+    lean = prepare_dataset(root, tmp_path / "cache2", workers=1, progress=False, keep_items=False)
+    assert set(lean.items) == set(lean.records) == set(kept.items) and set(lean.items.values()) == {None}
+    for case_id, record in lean.records.items():
+        item = load_item(record, MipRepresentation(), tmp_path / "cache2")
+        np.testing.assert_array_equal(item.image, kept.items[case_id].image)
+        assert item.spacing == kept.items[case_id].spacing
