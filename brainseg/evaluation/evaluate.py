@@ -179,11 +179,23 @@ def score_volume_cases(predictor: VolumePredictor, cfg: DictConfig, root: Path, 
             continue
         rows.append({"case_id": case_id, **scores, "warnings": "; ".join(result.warnings)})
         views[case_id] = axial_views(case.image, case.mask, predicted)
+        views = _views_the_report_may_show(views, rows, cfg.report.n_cases)  # memory stays flat over any number of cases
     _write_data_report(output, root, dict(discovery.problems), warnings)
     context = {"checkpoint": cfg.ckpt_path, "cases": _cases_label(cfg), "scored": "3-D, on each volume's own grid"}
     window = predictor.preprocessing.hu_window
     write_volume_report(output / "report.html", rows, views, summarize(rows, VOLUME_SCORES), context, cfg.report.n_cases, window, warnings)
     return rows
+
+
+def _views_the_report_may_show(views: dict, rows: list[dict], count: int) -> dict:
+    """Only the views of cases that can still be among the report's worst, farthest or best: the
+    ``count`` lowest Dice, the ``count`` highest HD95 and the ``2 * count`` highest Dice so far (a
+    case outside these now can only fall further out as more cases come)."""
+    scored = [row for row in rows if row["case_id"] in views and row.get("dice") is not None]
+    by_dice = sorted(scored, key=lambda row: (row["dice"], row["case_id"]))
+    by_distance = sorted(scored, key=lambda row: -(row.get("hd95_mm") if row.get("hd95_mm") == row.get("hd95_mm") else -1.0))
+    keep = {row["case_id"] for row in by_dice[:count] + by_dice[-2 * count :] + by_distance[:count]}
+    return {case_id: view for case_id, view in views.items() if case_id in keep}
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:

@@ -34,7 +34,7 @@ from benchmarks.common import (
 
 MODES = ("mip", "slices")
 TASKS = ("predict", "evaluate")
-PER_CASE_CALL = {("predict", "mip"): "predict_input", ("predict", "slices"): "predict_input",
+PER_CASE_CALL = {("predict", "mip"): "run", ("predict", "slices"): "run",
                  ("evaluate", "mip"): "predict", ("evaluate", "slices"): "segment"}  # called once per case
 TARGET_RATIO = 1.10  # peak after the large run / peak after the small run
 
@@ -117,7 +117,7 @@ def trace(task: str, mode: str, ckpt_path: str, folder: str, output: str, thread
     torch.set_num_threads(threads)
     rss, peaks = [], []
     module = predicting if task == "predict" else evaluating
-    load = module.load_predictor
+    load = module.load_predictors
 
     def load_instrumented(*args, **kwargs):
         predictor = load(*args, **kwargs)
@@ -138,7 +138,7 @@ def trace(task: str, mode: str, ckpt_path: str, folder: str, output: str, thread
         cfg = compose_conf("evaluate", [*overrides, f"data.root={folder}", f"paths.output_dir={output}",
                                         f"data.cache_dir={output}/cache", "data.preprocess_workers=1"])
     start = time.perf_counter()
-    with mock.patch.object(module, "load_predictor", load_instrumented):
+    with mock.patch.object(module, "load_predictors", load_instrumented):
         getattr(module, task)(cfg)
     rss.append(rss_mib())
     peaks.append(peak_mib())

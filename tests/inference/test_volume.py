@@ -202,7 +202,8 @@ def test_evaluate_scores_the_test_split_in_3d(slice_run, tmp_path):
     test_cases = json.loads((run / "split.json").read_text())["test"]
     assert metrics["cases"] == len(test_cases) and 0.0 <= metrics["dice/mean"] <= 1.0
     header = (Path(cfg.paths.output_dir) / "per_case.csv").read_text().splitlines()[0]
-    assert header == "case_id,dice,iou,hd95_mm,volume_ml,volume_truth_ml,volume_difference_ml,warnings,error"
+    assert header == ("case_id,dice,iou,hd95_mm,volume_ml,volume_truth_ml,volume_difference_ml,"
+                      "footprint_dice,dice_inferior_third,dice_middle_third,dice_superior_third,warnings,error")
 
 
 def test_interpolated_slices_lie_on_the_line_between_inferred_ones():

@@ -251,7 +251,9 @@ def test_preprocessing_training_prediction_and_evaluation_take_each_mutant_or_re
     failures = results["predict"]  # an image that cannot be read alone fails alone, in one line
     unreadable = {case_id: image_error for case_id, (_, _, image_error) in outcomes[mode].items() if image_error is not None}
     assert sorted(failures) == sorted(f"{images / Path(error.path).name}: {error.problem}" for error in unreadable.values())
-    predicted = {row["case_id"] for row in csv.DictReader(open(tmp / "predicted" / "predictions.csv"))}
+    rows = list(csv.DictReader(open(tmp / "predicted" / "predictions.csv")))
+    predicted = {row["case_id"] for row in rows if row["status"] in ("ok", "warning")}
+    assert {row["case_id"] for row in rows if row["status"] == "failed"} == set(unreadable)  # listed with their reason
     assert predicted == {path.name.split(".")[0] for path in images.iterdir()} - set(unreadable)
 
     metrics = results["evaluate"]  # every case that was read is scored; a refused one is listed, not scored
