@@ -5,13 +5,13 @@ import pytest
 import torch
 from torch.utils.data import Dataset
 
+from brainseg.data.augmentation import Augmentation
 from brainseg.data.resumable import (
     ResumableLoader,
     ShuffleSampler,
     draw_generator,
     draw_seed,
 )
-from brainseg.data.augmentation import Augmentation
 
 
 class Noisy(Dataset):
