@@ -1,5 +1,5 @@
-"""Callbacks: the validation image panel in TensorBoard (and as a PNG in the run folder), and the
-step checkpoints that a run killed mid-epoch resumes from."""
+"""Callbacks: the validation image panel in TensorBoard (and as a PNG in the run folder), the step
+checkpoints that a run killed mid-epoch resumes from, and a learning-rate log that survives the resume."""
 
 from __future__ import annotations
 
