@@ -52,6 +52,25 @@ def read_checkpoint(path: str | Path) -> dict:
     return checkpoint
 
 
+def describe(net: nn.Module, threshold: float, preprocessing: Preprocessing | None) -> dict:
+    """The ``brainseg`` section of a checkpoint, as plain types: the network's class name and
+    arguments, the threshold and the preprocessing (what :func:`load_model` reads)."""
+    return {
+        "net": {"name": type(net).__name__, **getattr(net, "config", {})},
+        "threshold": threshold,
+        "preprocessing": preprocessing.to_dict() if preprocessing is not None else None,
+    }
+
+
+def save_network(net: nn.Module, preprocessing: Preprocessing, path: str | Path, threshold: float = 0.5) -> Path:
+    """A checkpoint holding only what prediction reads: the ``net.*`` weights and :func:`describe`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    weights = {f"net.{key}": value for key, value in net.state_dict().items()}
+    torch.save({"state_dict": weights, "brainseg": describe(net, threshold, preprocessing)}, path)
+    return path
+
+
 def build_network(checkpoint: dict, path: str | Path = "checkpoint") -> nn.Module:
     """The network ``checkpoint["brainseg"]["net"]`` describes, with the ``net.*`` weights loaded, in eval mode."""
     config = dict(checkpoint["brainseg"]["net"])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import asdict, fields
 from pathlib import Path
 
@@ -193,9 +194,13 @@ def _views_the_report_may_show(views: dict, rows: list[dict], count: int) -> dic
     case outside these now can only fall further out as more cases come)."""
     scored = [row for row in rows if row["case_id"] in views and row.get("dice") is not None]
     by_dice = sorted(scored, key=lambda row: (row["dice"], row["case_id"]))
-    by_distance = sorted(scored, key=lambda row: -(row.get("hd95_mm") if row.get("hd95_mm") == row.get("hd95_mm") else -1.0))
+    by_distance = sorted(scored, key=lambda row: -row["hd95_mm"] if _is_finite(row.get("hd95_mm")) else 0.0)
     keep = {row["case_id"] for row in by_dice[:count] + by_dice[-2 * count :] + by_distance[:count]}
     return {case_id: view for case_id, view in views.items() if case_id in keep}
+
+
+def _is_finite(value) -> bool:
+    return isinstance(value, float) and math.isfinite(value)
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:

@@ -153,11 +153,10 @@ class SegmentationModule(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Make the checkpoint self-describing: network, threshold and preprocessing, as plain types."""
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
-        checkpoint["brainseg"] = {
-            "net": {"name": type(self.net).__name__, **getattr(self.net, "config", {})},
-            "threshold": self.threshold,
-            "preprocessing": datamodule.preprocessing().to_dict() if hasattr(datamodule, "preprocessing") else None,
-        }
+        from brainseg.checkpoint import describe
+
+        preprocessing = datamodule.preprocessing() if hasattr(datamodule, "preprocessing") else None
+        checkpoint["brainseg"] = describe(self.net, self.threshold, preprocessing)
         # The epoch's running training metrics matter only if the epoch has batches left: resumed
         # after its last batch, Lightning goes straight on to the next epoch.
         mid_epoch = self._trainer is not None and not self.trainer.fit_loop.epoch_loop.batch_progress.is_last_batch

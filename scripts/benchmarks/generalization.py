@@ -150,8 +150,7 @@ def generalization(cfg) -> dict:
     output.mkdir(parents=True, exist_ok=True)
     pictures = {"mip": worst_mip_picture(cfg.ckpt_path, dataset, mip, output / "generalization_worst_mip.png")}
     if volume:
-        pictures["volume"] = worst_volume_picture(dataset, workdir / "volume_masks", volume, cfg.volume_ckpt_path,
-                                                  output / "generalization_worst_volume.png")
+        pictures["volume"] = worst_volume_picture(dataset, volume, cfg.volume_ckpt_path, output / "generalization_worst_volume.png")
     report = {
         "mip_checkpoint": str(cfg.ckpt_path),
         "volume_checkpoint": str(cfg.get("volume_ckpt_path")),

@@ -61,7 +61,7 @@ def worst_mip_picture(ckpt_path: str, dataset: Path, rows: dict[str, dict], path
             "caption": f"MIP model, worst case `{case_id}` (Dice {dice:.3f}): MIP with the true (green) and predicted (red) footprint."}
 
 
-def worst_volume_picture(dataset: Path, workdir: Path, rows: dict[str, dict], ckpt_path: str, path: Path) -> dict:
+def worst_volume_picture(dataset: Path, rows: dict[str, dict], ckpt_path: str, path: Path) -> dict:
     """The 3-D model's worst case: coronal and sagittal slices with true and predicted outlines."""
     case_id, dice = _worst(rows)
     record = _record(dataset, case_id)

@@ -23,6 +23,7 @@ import torch
 from benchmarks.common import CONF_DIR, measured, repeat, time_call
 from benchmarks.results import TARGETS
 from benchmarks.training import torch_threads
+from brainseg.checkpoint import save_network
 from brainseg.data.preprocessing import Preprocessing
 from brainseg.inference.inputs import InputCase, project_input
 from brainseg.inference.mip import MipPredictor, case_pictures, write_pngs
@@ -124,7 +125,7 @@ def run(volume_path: Path, image_size: int, hu_window: list[float], channels: li
             "process_peak_mib": max(v["peak_mib"] for v in volumes),
             "target_s": TARGETS["volume_s"],
         }
-    mip_checkpoint = write_checkpoint(network, preprocessing, Path(output) / "mip.ckpt")
+    mip_checkpoint = save_network(network, Preprocessing.from_dict(preprocessing), Path(output) / "mip.ckpt")
     result["startup"] = {
         "help_s": process_seconds(["--help"], repeats),
         "mip_case_s": process_seconds([f"ckpt_path={mip_checkpoint}", f"input={volume_path}", f"output={output}/cli"], repeats),
@@ -132,15 +133,6 @@ def run(volume_path: Path, image_size: int, hu_window: list[float], channels: li
                                           "volumes.brain_mip=false"], repeats) if volume_checkpoint else None,
     }
     return result
-
-
-def write_checkpoint(net: torch.nn.Module, preprocessing: dict, path: Path) -> Path:
-    """``net`` as a checkpoint that prediction reads (the contract of :mod:`brainseg.checkpoint`)."""
-    torch.save({
-        "state_dict": {f"net.{key}": value for key, value in net.state_dict().items()},
-        "brainseg": {"net": {"name": type(net).__name__, **net.config}, "threshold": 0.5, "preprocessing": preprocessing},
-    }, path)
-    return path
 
 
 def process_seconds(arguments: list[str], repeats: int = 3) -> float:

@@ -78,6 +78,7 @@ def make_checkpoint(path: Path, mode: str, channels: list[int]) -> Path:
     """
     import torch
 
+    from brainseg.checkpoint import save_network
     from brainseg.data.preprocessing import Preprocessing
     from brainseg.models.lean_unet import LeanUNet
 
@@ -93,13 +94,7 @@ def make_checkpoint(path: Path, mode: str, channels: list[int]) -> Path:
             net.head.weight[subpixel, channels[0] + subpixel, 1, 1] = 100.0
         low, high = preprocessing.hu_window
         net.head.bias.fill_(-100.0 * (-50.0 - low) / (high - low))
-    checkpoint = {
-        "state_dict": {f"net.{key}": value for key, value in net.state_dict().items()},
-        "brainseg": {"net": {"name": "LeanUNet", **net.config}, "threshold": 0.5, "preprocessing": preprocessing.to_dict()},
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(checkpoint, path)
-    return path
+    return save_network(net, preprocessing, path)
 
 
 def trace(task: str, mode: str, ckpt_path: str, folder: str, output: str, threads: int = 2) -> dict:
