@@ -143,24 +143,51 @@ def iter_axial_batches(ras: np.ndarray, batch_slices: int):
         yield z0, np.ascontiguousarray(np.moveaxis(ras[:, :, z0 : z0 + batch_slices], 2, 0))
 
 
-def read_axial_hu(volume: NiftiVolume, grid: AxialGrid, raw: np.ndarray | None = None, batch_slices: int = 32) -> torch.Tensor:
+def _stored_slice_batches(volume: NiftiVolume, axis: int, batch_slices: int):
+    """Yield ``(first, batch)``: consecutive slices along storage ``axis`` as a C-contiguous
+    (B, rows, cols) array whose in-plane axes are the other two storage axes, last first (the
+    order their voxels lie in memory). Slabs are streamed from the file when ``axis`` is the
+    slowest storage axis, as scanners write; other layouts are read whole first."""
+    if axis == 2:
+        for first, slab in volume.iter_slabs():  # (nx, ny, count) in Fortran order
+            yield first, slab.T
+        return
+    raw = volume.read()
+    for first in range(0, raw.shape[axis], batch_slices):
+        part = np.take(raw, np.arange(first, min(first + batch_slices, raw.shape[axis])), axis=axis)
+        yield first, np.ascontiguousarray(np.moveaxis(part, axis, 0).transpose(0, 2, 1))
+
+
+def read_axial_hu(volume: NiftiVolume, grid: AxialGrid) -> torch.Tensor:
     """A CT volume as (S, R, A) axial slices in HU on the coarse grid, float32.
 
-    Voxels are read once in their stored dtype (``raw``, if the caller already has them) and
-    converted to float32 a batch of slices at a time, so the full-resolution volume never
-    exists as floats.
+    Slices are resampled in the order their voxels lie on disk and put in RAS order on the
+    coarse grid afterwards (flips and a transpose of a small array), and the rescale slope and
+    intercept (linear) are applied there too: the full-resolution volume is streamed once,
+    a batch of slices at a time, and never exists as floats.
 
     Raises:
-        BadCaseError: NaN or Inf voxels, or unreadable data.
+        BadCaseError: NaN or Inf voxels, real values beyond float32, or unreadable data.
     """
-    raw = volume.read() if raw is None else raw
-    ras = to_ras(raw, grid)
-    out = torch.empty((grid.n_slices, *grid.coarse_shape), dtype=torch.float32)
-    for z0, slices in iter_axial_batches(ras, batch_slices):
-        hu = volume.scale(slices)
-        if volume.dtype.kind == "f" and not np.isfinite(hu).all():
+    ras_axis, flipped = grid.orientation[:, 0].astype(int), grid.orientation[:, 1] < 0
+    axis = int(np.flatnonzero(ras_axis == 2)[0])  # the storage axis along S
+    rows_axis, cols_axis = [a for a in range(3) if a != axis][::-1]
+    target = (grid.coarse_shape[ras_axis[rows_axis]], grid.coarse_shape[ras_axis[cols_axis]])
+    n = grid.n_slices
+    out = torch.empty((n, *grid.coarse_shape), dtype=torch.float32)
+    for first, batch in _stored_slice_batches(volume, axis, batch_slices=32):
+        if batch.dtype.kind == "f" and not np.isfinite(batch).all():
             raise BadCaseError(volume.path, "contains NaN or Inf voxels")
-        out[z0 : z0 + len(hu)] = resample_slices(torch.from_numpy(hu), grid.coarse_shape)
+        coarse = resample_slices(torch.from_numpy(np.array(batch, dtype=np.float32)), target)
+        hu = torch.from_numpy(volume.scale(coarse.numpy()))
+        if ras_axis[rows_axis] == 1:  # rows run along A: transpose to (R, A)
+            hu = hu.transpose(1, 2)
+        flips = [1 + ras_axis[a] for a in (rows_axis, cols_axis) if flipped[a]]
+        hu = hu.flip(flips) if flips else hu
+        if flipped[axis]:  # stored from the vertex down
+            out[n - first - len(hu) : n - first] = hu.flip(0)
+        else:
+            out[first : first + len(hu)] = hu
     return out
 
 

@@ -151,7 +151,7 @@ def ct_problems(hu: np.ndarray, projection: bool = False, samples: int = 1_000_0
     if values.size == 0:
         return ["no finite values"]
     low, high = float(values.min()), float(values.max())
-    if low >= 0.0 and high <= 255.0:
+    if low > -0.5 and high < 255.5:  # resampled values stray from integers by rounding
         return [f"values lie in {low:.0f}..{high:.0f}: an 8-bit picture export, not HU"]
     problems = []
     darkest = float(np.percentile(values, 1))

@@ -10,12 +10,14 @@ from brainseg.data.axial import (
     crop_around,
     from_ras,
     plan_axial_grid,
+    read_axial_hu,
     resample_slices,
     to_ras,
 )
+from brainseg.data.nifti import open_nifti
 from brainseg.data.preprocessing import Preprocessing
 from brainseg.data.slice_datamodule import EmptySliceSampler, SliceDataModule
-from tests.conftest import make_dataset
+from tests.conftest import make_dataset, write_nifti
 
 ORIENTATIONS = ["RAS", "LPS", "LPI", "PLS", "ASR", "SAL", "ILP"]
 
@@ -37,6 +39,18 @@ def test_every_storage_orientation_gives_the_same_ras_slices_and_comes_back_exac
     assert np.array_equal(from_ras(to_ras(array, grid), grid), array)
     assert grid.shape == (6, 5, 4) and grid.spacing == pytest.approx((0.5, 0.6, 3.0))
     assert grid.coarse_shape == (3, 3)  # 6 x 0.5 mm and 5 x 0.6 mm at 1 mm pixels
+
+
+@pytest.mark.parametrize("axcodes", ORIENTATIONS)
+def test_coarse_hu_slices_are_the_scaled_ras_volume_resampled_whatever_the_storage_order(tmp_path, axcodes):
+    """read_axial_hu streams the stored slices and reorients and scales them on the coarse grid:
+    the same as reorienting, scaling and resampling the full volume, up to float rounding."""
+    ras = np.random.default_rng(1).integers(-1000, 1000, (40, 36, 70)).astype(np.int16)
+    array, stored_affine = stored(ras, np.diag([0.5, 0.6, 3.0, 1.0]), axcodes)
+    volume = open_nifti(write_nifti(tmp_path / "ct.nii.gz", array, stored_affine, slope=1.5, inter=-1024.0))
+    grid = plan_axial_grid(volume.affine, volume.shape, 1.3)
+    expected = resample_slices(torch.from_numpy(np.moveaxis(ras, 2, 0) * np.float32(1.5) - 1024), grid.coarse_shape)
+    assert torch.allclose(read_axial_hu(volume, grid), expected, atol=0.01)
 
 
 def test_writing_into_the_ras_view_fills_the_stored_array():
