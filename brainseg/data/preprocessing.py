@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from brainseg.data.normalization import normalize_hu
+from brainseg.data.projection import check_extra_projections, normalize_extra
 
 MODES = ("mip", "slices")  # mip: 2-D footprint from a MIP along S | slices: axial slices -> 3-D mask
 NORMALIZATIONS = ("window", "zscore")
@@ -31,6 +32,9 @@ class Preprocessing:
             example shape.
         spacing_mm: in-plane pixel size of the slices, mm (slices only).
         context_slices: neighbouring slices on each side stacked as channels (slices only; 2.5-D).
+        extra_projections: projections along S stacked after the MIP as input channels (MIP only;
+            names of :data:`~brainseg.data.projection.EXTRA_PROJECTIONS`, each with its own
+            fixed normalization). Empty for checkpoints written before they existed.
     """
 
     mode: str
@@ -40,6 +44,7 @@ class Preprocessing:
     statistics: dict | None = None
     spacing_mm: float | None = None
     context_slices: int = 0
+    extra_projections: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -56,20 +61,28 @@ class Preprocessing:
             raise ValueError(f"slices need spacing_mm > 0, got {self.spacing_mm}")
         if self.context_slices < 0 or (self.mode == "mip" and self.context_slices):
             raise ValueError(f"context_slices must be >= 0 (and 0 for MIPs), got {self.context_slices}")
+        object.__setattr__(self, "extra_projections", check_extra_projections(self.extra_projections))
+        if self.extra_projections and self.mode != "mip":
+            raise ValueError(f"extra_projections are MIP inputs; mode {self.mode!r} takes none")
 
     @property
     def in_channels(self) -> int:
-        """Network input channels: the slice and its neighbours (1 for a MIP)."""
-        return 2 * self.context_slices + 1
+        """Network input channels: the slice and its neighbours, or the MIP and the extra projections."""
+        return 2 * self.context_slices + 1 + len(self.extra_projections)
 
     def normalize(self, hu: np.ndarray) -> np.ndarray:
         """HU -> network input (float32), with this scheme, window and statistics."""
         return normalize_hu(hu, self.normalization, self.hu_window, self.statistics)
 
+    def normalize_planes(self, planes: np.ndarray) -> np.ndarray:
+        """(C, H, W) fitted MIP (HU) and extra projections (their units) -> the (C, H, W) network input."""
+        return np.concatenate([self.normalize(planes[:1]), normalize_extra(planes[1:], self.extra_projections)])
+
     def to_dict(self) -> dict:
         """Plain types, as stored in a checkpoint."""
         values = asdict(self)
         values["hu_window"] = list(self.hu_window)
+        values["extra_projections"] = list(self.extra_projections)
         return values
 
     @classmethod
@@ -90,6 +103,7 @@ class Preprocessing:
                 statistics=v.get("statistics"),
                 spacing_mm=v.get("spacing_mm"),
                 context_slices=int(v.get("context_slices", (int(v.get("in_channels", 1)) - 1) // 2)),
+                extra_projections=tuple(v.get("extra_projections") or ()),
             )
         except KeyError as missing:
             raise ValueError(f"preprocessing record lacks {missing}") from None

@@ -9,6 +9,13 @@ The image MIP is the maximum of the stored values (the minimum when the rescale 
 negative), scaled to HU afterwards. The mask projection is the union of the mask along the
 axis and stays {0, 1}. This is one of the two representations of a case
 (:class:`MipRepresentation`; the other is :mod:`brainseg.data.slices`), with its cache.
+
+A MIP hides the brain's outline: every line through the cranium meets bone at the vertex or the
+skull base, so the MIP is bone-bright from the outer table inwards. The same streamed pass can
+also make :data:`EXTRA_PROJECTIONS`, which see what the MIP hides: how many millimetres of bone
+and of soft tissue each line crosses (a line along the skull wall runs through bone, one through
+the brain mostly through tissue), and the average HU. The MIP model takes them as extra input
+channels (docs/generalization.md measures what they add).
 """
 
 from __future__ import annotations
@@ -28,6 +35,46 @@ SUPERIOR_AXIS = 2  # index of S in RAS
 HU_OFFSET = 32768  # 16-bit MIP PNGs hold HU + 32768
 
 
+@dataclass(frozen=True)
+class ExtraProjection:
+    """A projection along S besides the MIP: what it measures, and how it becomes network input."""
+
+    description: str
+    air: float  # its value on a line through air only (padding around the field of view)
+    span: float  # network input = (value - air) / span: about 0 to 1 over a head
+    png_step: float  # cached as 16-bit round(value / png_step) + png_offset
+    png_offset: int = 0
+
+    def normalize(self, values: np.ndarray) -> np.ndarray:
+        return ((np.asarray(values, np.float32) - self.air) / self.span).astype(np.float32)
+
+
+BONE_HU, TISSUE_HU, MEAN_CLIP_HU = 300.0, (0.0, 100.0), (-1000.0, 2000.0)
+EXTRA_PROJECTIONS = {
+    "mean": ExtraProjection("average HU along the line, each voxel clipped to [-1000, 2000]", MEAN_CLIP_HU[0], 2000.0, 1.0, HU_OFFSET),
+    "bone_mm": ExtraProjection(f"millimetres of bone (>= {BONE_HU:g} HU) along the line", 0.0, 100.0, 0.1),
+    "tissue_mm": ExtraProjection(f"millimetres of soft tissue ({TISSUE_HU[0]:g} to {TISSUE_HU[1]:g} HU) along the line", 0.0, 200.0, 0.1),
+}
+
+
+def check_extra_projections(names) -> tuple[str, ...]:
+    """``names`` as a tuple, each one of :data:`EXTRA_PROJECTIONS`, none twice.
+
+    Raises:
+        ValueError: an unknown or repeated name.
+    """
+    names = tuple(str(name) for name in (names or ()))
+    unknown = [name for name in names if name not in EXTRA_PROJECTIONS]
+    if unknown or len(set(names)) != len(names):
+        raise ValueError(f"extra projections must be distinct names among {', '.join(EXTRA_PROJECTIONS)}; got {list(names)}")
+    return names
+
+
+def normalize_extra(planes: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
+    """(len(names), H, W) extra projections in their own units -> network input channels."""
+    return np.stack([EXTRA_PROJECTIONS[name].normalize(plane) for name, plane in zip(names, planes, strict=True)]) if names else np.zeros((0, *planes.shape[1:]), np.float32)
+
+
 @dataclass
 class Projection:
     """A case's MIPs in display orientation, with the pixel size they came with."""
@@ -36,6 +83,7 @@ class Projection:
     mask: np.ndarray | None  # uint8 {0, 1}, same shape
     spacing: tuple[float, float]  # mm per pixel along (rows, cols)
     warnings: list[str] = field(default_factory=list)
+    extra: dict[str, np.ndarray] = field(default_factory=dict)  # name -> float32 (rows, cols), EXTRA_PROJECTIONS' units
 
 
 def ras_to_display(ras: np.ndarray) -> np.ndarray:
@@ -67,19 +115,55 @@ def _to_display(volume: NiftiVolume, projected: np.ndarray, axis: int) -> tuple[
     return ras_to_display(projected), (float(spacing[1]), float(spacing[0]))
 
 
-def _reduce_slabs(volume: NiftiVolume, axis: int, reduce_slab, combine) -> np.ndarray:
-    """Stream ``volume`` and reduce it along storage ``axis`` with ``reduce_slab(slab, axis)``."""
+def _reduce_slabs(volume: NiftiVolume, axis: int, reduce_slab, combine) -> list[np.ndarray]:
+    """Stream ``volume`` and reduce it along storage ``axis``: ``reduce_slab(slab, axis)`` gives a
+    list of arrays per slab, combined across slabs with ``combine`` (one function per array)."""
     nx, ny, nz = volume.shape
-    result = None
+    results = None
     for start, slab in volume.iter_slabs():
-        part = reduce_slab(slab, axis)
+        parts = reduce_slab(slab, axis)
         if axis == 2:
-            result = part if result is None else combine(result, part)
+            results = parts if results is None else [join(result, part) for join, result, part in zip(combine, results, parts)]
         else:
-            if result is None:
-                result = np.empty((ny if axis == 0 else nx, nz), dtype=part.dtype)
-            result[:, start : start + slab.shape[2]] = part
-    return result
+            if results is None:
+                results = [np.empty((ny if axis == 0 else nx, nz), dtype=part.dtype) for part in parts]
+            for result, part in zip(results, parts):
+                result[:, start : start + slab.shape[2]] = part
+    return results
+
+
+def project_volume(volume: NiftiVolume, extra: tuple[str, ...] = ()) -> tuple[np.ndarray, dict[str, np.ndarray], tuple[float, float]]:
+    """HU MIP of a CT volume and the ``extra`` projections (:data:`EXTRA_PROJECTIONS`), in one
+    streamed pass, in display orientation, with their pixel spacing.
+
+    Raises:
+        BadCaseError: NaN or Inf voxels, or unreadable data.
+    """
+    extra = check_extra_projections(extra)
+    axis = _projection_axis(volume)
+    take_max = volume.slope > 0
+    is_float = volume.dtype.kind == "f"
+
+    def reduce_slab(slab: np.ndarray, ax: int) -> list[np.ndarray]:
+        if is_float and not np.isfinite(slab).all():
+            raise BadCaseError(volume.path, "contains NaN or Inf voxels")
+        parts = [slab.max(axis=ax) if take_max else slab.min(axis=ax)]
+        if extra:
+            hu = volume.scale(slab)
+            reductions = {
+                "mean": lambda: np.clip(hu, *MEAN_CLIP_HU).sum(axis=ax, dtype=np.float64),
+                "bone_mm": lambda: (hu >= BONE_HU).sum(axis=ax, dtype=np.int32),
+                "tissue_mm": lambda: ((hu >= TISSUE_HU[0]) & (hu <= TISSUE_HU[1])).sum(axis=ax, dtype=np.int32),
+            }
+            parts += [reductions[name]() for name in extra]
+        return parts
+
+    combine = [np.maximum if take_max else np.minimum] + [np.add] * len(extra)
+    mip, *sums = _reduce_slabs(volume, axis, reduce_slab, combine)
+    mip, spacing = _to_display(volume, volume.scale(mip), axis)
+    per_voxel = {"mean": 1.0 / volume.shape[axis], "bone_mm": float(volume.spacing[axis]), "tissue_mm": float(volume.spacing[axis])}
+    planes = {name: _to_display(volume, (total * per_voxel[name]).astype(np.float32), axis)[0] for name, total in zip(extra, sums)}
+    return mip, planes, spacing
 
 
 def project_image(volume: NiftiVolume) -> tuple[np.ndarray, tuple[float, float]]:
@@ -88,17 +172,8 @@ def project_image(volume: NiftiVolume) -> tuple[np.ndarray, tuple[float, float]]
     Raises:
         BadCaseError: NaN or Inf voxels, or unreadable data.
     """
-    axis = _projection_axis(volume)
-    take_max = volume.slope > 0
-    is_float = volume.dtype.kind == "f"
-
-    def reduce_slab(slab: np.ndarray, ax: int) -> np.ndarray:
-        if is_float and not np.isfinite(slab).all():
-            raise BadCaseError(volume.path, "contains NaN or Inf voxels")
-        return slab.max(axis=ax) if take_max else slab.min(axis=ax)
-
-    projected = _reduce_slabs(volume, axis, reduce_slab, np.maximum if take_max else np.minimum)
-    return _to_display(volume, volume.scale(projected), axis)
+    mip, _, spacing = project_volume(volume)
+    return mip, spacing
 
 
 def project_mask(mask: np.ndarray, volume: NiftiVolume) -> np.ndarray:
@@ -108,26 +183,30 @@ def project_mask(mask: np.ndarray, volume: NiftiVolume) -> np.ndarray:
     return projected
 
 
-def project_case(case: OpenedCase) -> Projection:
-    """The MIP of a validated case's image, and the union of its mask (if it has one), along S.
+def project_case(case: OpenedCase, extra: tuple[str, ...] = ()) -> Projection:
+    """The MIP (and ``extra`` projections) of a validated case's image, and the union of its mask
+    (if it has one), along S.
 
     Raises:
         BadCaseError: NaN or Inf voxels, or unreadable data.
     """
-    image_mip, spacing = project_image(case.image)
+    image_mip, planes, spacing = project_volume(case.image, extra)
     mask_mip = None if case.mask is None else project_mask(case.mask, case.image)
-    return Projection(image_mip, mask_mip, spacing, list(case.warnings))
+    return Projection(image_mip, mask_mip, spacing, list(case.warnings), planes)
 
 
 class MipCache:
     """Cached MIP pairs under ``root``: ``images/<CaseID>.png`` (16-bit, HU + 32768, so any window
-    or normalization can be applied later without re-reading the volume) and ``masks/<CaseID>.png``
-    (8-bit, 0/255). Each PNG carries its cache key in a text chunk; a stale or unreadable PNG is a miss."""
+    or normalization can be applied later without re-reading the volume), ``masks/<CaseID>.png``
+    (8-bit, 0/255) and, for each of ``extra``, ``extra/<CaseID>_<name>.png`` (16-bit, see
+    :class:`ExtraProjection`). Each PNG carries its cache key in a text chunk; a stale or
+    unreadable PNG is a miss."""
 
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, extra: tuple[str, ...] = ()):
         self.root = Path(root)
         self.images_dir = self.root / "images"
         self.masks_dir = self.root / "masks"
+        self.extra = check_extra_projections(extra)
 
     def image_path(self, case_id: str) -> Path:
         return self.images_dir / f"{case_id}.png"
@@ -135,8 +214,11 @@ class MipCache:
     def mask_path(self, case_id: str) -> Path:
         return self.masks_dir / f"{case_id}.png"
 
+    def extra_path(self, case_id: str, name: str) -> Path:
+        return self.root / "extra" / f"{case_id}_{name}.png"
+
     def load(self, case_id: str, key: str) -> Projection | None:
-        """The cached projection if both PNGs exist, decode and carry ``key``; else ``None``."""
+        """The cached projection if all its PNGs exist, decode and carry ``key``; else ``None``."""
         image = read_png(self.image_path(case_id))
         if image is None or image[1].get("brainseg-key") != key:
             return None
@@ -147,12 +229,19 @@ class MipCache:
             if cached_mask is None or cached_mask[1].get("brainseg-key") != key:
                 return None
             mask = (cached_mask[0] > 0).astype(np.uint8)
+        planes = {}
+        for name in self.extra:
+            cached = read_png(self.extra_path(case_id, name))
+            if cached is None or cached[1].get("brainseg-key") != key:
+                return None
+            kind = EXTRA_PROJECTIONS[name]
+            planes[name] = ((cached[0].astype(np.float32) - kind.png_offset) * kind.png_step).astype(np.float32)
         hu = pixels.astype(np.float32) - HU_OFFSET
         spacing = tuple(float(s) for s in text["spacing"].split(","))
-        return Projection(hu, mask, spacing, json.loads(text.get("warnings", "[]")))
+        return Projection(hu, mask, spacing, json.loads(text.get("warnings", "[]")), planes)
 
     def store(self, case_id: str, key: str, projection: Projection) -> None:
-        """Write the pair atomically; the mask first, so a found image implies a complete pair."""
+        """Write the PNGs atomically; the image last, so a found image implies a complete set."""
         text = {
             "brainseg-key": key,
             "spacing": ",".join(repr(float(s)) for s in projection.spacing),  # exact: a cached case equals a fresh one
@@ -161,22 +250,37 @@ class MipCache:
         }
         if projection.mask is not None:
             write_png_atomically((projection.mask > 0).astype(np.uint8) * 255, self.mask_path(case_id), text)
+        for name in self.extra:
+            kind = EXTRA_PROJECTIONS[name]
+            stored = np.clip(np.rint(projection.extra[name] / kind.png_step) + kind.png_offset, 0, 65535).astype(np.uint16)
+            write_png_atomically(stored, self.extra_path(case_id, name), text)
         stored = np.clip(np.rint(projection.image) + HU_OFFSET, 0, 65535).astype(np.uint16)
         write_png_atomically(stored, self.image_path(case_id), text)
 
 
 @dataclass(frozen=True)
 class MipRepresentation:
-    """A case as its MIP along S: the 2-D footprint the MIP model learns (``mode=mip``)."""
+    """A case as its MIP along S (and ``extra`` projections): the 2-D footprint the MIP model learns (``mode=mip``)."""
 
+    extra: tuple[str, ...] = ()
     name: str = "MIPs"
-    cache_folder: str = "mip"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "extra", check_extra_projections(self.extra))
+
+    @property
+    def cache_folder(self) -> str:
+        """``mip``, or ``mip-<extra>-...`` with extra projections (so switching does not evict either)."""
+        return "-".join(["mip", *self.extra])
 
     def settings(self) -> dict:
-        return {"projection": "mip", "axis": "S", "orientation": "radiological"}
+        settings = {"projection": "mip", "axis": "S", "orientation": "radiological"}
+        if self.extra:  # a MIP-only cache keeps the key it always had
+            settings["extra"] = list(self.extra)
+        return settings
 
     def make(self, case: OpenedCase) -> Projection:
-        return project_case(case)
+        return project_case(case, self.extra)
 
     def cache(self, root: str | Path) -> MipCache:
-        return MipCache(root)
+        return MipCache(root, self.extra)

@@ -12,6 +12,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from brainseg.data.projection import EXTRA_PROJECTIONS, Projection
+
 AIR_HU = -1024.0
 
 
@@ -54,16 +56,32 @@ def _resize(tensor: torch.Tensor, shape: tuple[int, int], nearest: bool) -> torc
 
 
 def fit_to_square(
-    image: np.ndarray, mask: np.ndarray | None, fit: SquareFit
+    image: np.ndarray, mask: np.ndarray | None, fit: SquareFit, air: float = AIR_HU
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Pad and resize an HU image (and its mask) to ``(1, size, size)`` tensors."""
+    """Pad (with ``air``: HU by default) and resize an image (and its mask) to ``(1, size, size)`` tensors."""
     pad = (fit.pad_rows, fit.pad_cols)
     size = (fit.size, fit.size)
-    image_out = _resize(torch.from_numpy(np.pad(image, pad, constant_values=AIR_HU)), size, nearest=False)
+    image_out = _resize(torch.from_numpy(np.pad(image, pad, constant_values=air)), size, nearest=False)
     if mask is None:
         return image_out, None
     mask_out = _resize(torch.from_numpy(np.pad(mask, pad, constant_values=0)), size, nearest=True)
     return image_out, mask_out.to(torch.uint8)
+
+
+def fit_planes(projection: Projection, extra: tuple[str, ...], fit: SquareFit) -> np.ndarray:
+    """A projection's MIP (HU) and its ``extra`` projections (their own units), fitted to the
+    square: the (1 + len(extra), size, size) planes that :meth:`Preprocessing.normalize_planes`
+    turns into network input.
+
+    Raises:
+        ValueError: the projection lacks one of ``extra`` (a MIP picture has none).
+    """
+    missing = [name for name in extra if name not in projection.extra]
+    if missing:
+        raise ValueError(f"the model takes the {', '.join(missing)} projection(s) besides the MIP, which only a CT volume gives")
+    planes = [fit_to_square(projection.image, None, fit)[0]]
+    planes += [fit_to_square(projection.extra[name], None, fit, EXTRA_PROJECTIONS[name].air)[0] for name in extra]
+    return torch.cat(planes).numpy()
 
 
 def restore_from_square(values: torch.Tensor, fit: SquareFit) -> torch.Tensor:

@@ -127,7 +127,7 @@ def score_mip_cases(predictor: MipPredictor, cfg: DictConfig, root: Path, wanted
     """
     data = cfg.data
     cache_base = Path(data.cache_dir) if data.get("cache_dir") else dataset_cache_dir(root, data.cache_root)
-    representation = MipRepresentation()
+    representation = MipRepresentation(predictor.preprocessing.extra_projections)
     cache = cache_base / representation.cache_folder
     prepared = prepare_dataset(
         root, cache, representation, on_bad_case=data.on_bad_case, workers=data.get("preprocess_workers"),
@@ -152,7 +152,7 @@ def _mip_picture(predictor: MipPredictor, projection, resolution: str) -> tuple[
     """A case's MIP, truth and prediction on the grid it is scored on, and that grid's pixel size."""
     if projection is None:
         raise ConfigError("the MIP cache changed while evaluating (a case's cached MIP vanished); run again")
-    prediction = predictor.predict(projection.image, projection.spacing)
+    prediction = predictor.predict(projection)
     if resolution == "network":  # the square grid training scores on (truth resized by nearest neighbour)
         hu, truth = fit_to_square(projection.image, projection.mask, prediction.fit)
         return CasePicture(hu[0].numpy(), truth[0].numpy(), prediction.network_mask), (prediction.fit.spacing_mm,) * 2

@@ -10,7 +10,7 @@ predict, evaluate and every output work as for one model; ``predictions.csv`` an
 ``per_case.csv`` gain a ``models`` column naming the members that voted.
 
 Members must share their preprocessing (mode, HU window, normalization scheme, input size,
-spacing, context slices); only the statistics of a z-score normalization, fitted on each
+spacing, context slices, extra projections); only the statistics of a z-score normalization, fitted on each
 member's own training split, may differ. Their thresholds must agree, unless ``threshold`` is given.
 """
 
@@ -66,14 +66,14 @@ class EnsemblePredictor:
         return f"{type(self).__name__}({len(self.members)} members: {self.models})"
 
     # ---- one network's view of a normalized input has no meaning here: members normalize their own
-    def normalized(self, fitted_hu: np.ndarray) -> torch.Tensor:
-        raise TypeError("each member of an ensemble normalizes its own input: call network_probability(hu) or slice_probabilities(hu)")
+    def normalized(self, planes: np.ndarray) -> torch.Tensor:
+        raise TypeError("each member of an ensemble normalizes its own input: call network_probability(planes) or slice_probabilities(hu)")
 
     probabilities = _sigmoid = normalized
 
     # ---- MIP: the mean of the members' probabilities on the network grid --------------------
-    def network_probability(self, fitted_hu: np.ndarray) -> torch.Tensor:
-        return torch.stack([member.network_probability(fitted_hu) for member in self.members]).mean(0)
+    def network_probability(self, planes: np.ndarray) -> torch.Tensor:
+        return torch.stack([member.network_probability(planes) for member in self.members]).mean(0)
 
     # ---- slices: the mean of the members' probabilities of a batch of HU slices ---------------
     @property

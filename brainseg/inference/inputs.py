@@ -139,8 +139,9 @@ def is_windowed_png(case: InputCase) -> bool:
         return False
 
 
-def project_input(case: InputCase, hu_window: tuple[float, float]) -> Projection:
-    """The HU MIP of an input case (NIfTI, DICOM folder or PNG), in display orientation."""
+def project_input(case: InputCase, hu_window: tuple[float, float], extra: tuple[str, ...] = ()) -> Projection:
+    """The HU MIP (and ``extra`` projections) of an input case in display orientation: a NIfTI
+    file, a DICOM folder, or a MIP PNG (which has no extra projections)."""
     if case.path.is_file() and case.path.suffix.lower() == PNG_SUFFIX:
         return read_mip_png(case.path, hu_window)
-    return project_case(open_case(CaseRecord(case.case_id, case.source)))
+    return project_case(open_case(CaseRecord(case.case_id, case.source)), extra)

@@ -1,7 +1,7 @@
 """MIP prediction: a case's HU MIP in, its brain footprint (probability and mask) on the same grid out.
 
-The path from a MIP to the network input is the DataModule's (:func:`plan_square_fit`,
-:func:`fit_to_square`, the checkpoint's :class:`Preprocessing`), and the probability map is
+The path from a projection to the network input is the DataModule's (:func:`plan_square_fit`,
+:func:`fit_planes`, the checkpoint's :class:`Preprocessing`), and the probability map is
 mapped back with :func:`restore_from_square`. Per input case, prediction writes a mask, a
 probability map and an overlay.
 """
@@ -19,12 +19,14 @@ from torch import nn
 
 from brainseg.data.normalization import window_hu
 from brainseg.data.preprocessing import Preprocessing
+from brainseg.data.projection import Projection
 from brainseg.data.transforms import (
     SquareFit,
-    fit_to_square,
+    fit_planes,
     plan_square_fit,
     restore_from_square,
 )
+from brainseg.errors import BadCaseError
 from brainseg.inference.inputs import InputCase, is_windowed_png, project_input
 from brainseg.inference.plausibility import (
     MipLimits,
@@ -67,38 +69,42 @@ class MipPredictor:
         self.image_size = preprocessing.input_size
         self.tta = check_tta(tta)
 
-    def network_input(self, hu: np.ndarray, spacing: tuple[float, float]) -> tuple[torch.Tensor, SquareFit]:
-        """HU MIP -> normalized ``(1, size, size)`` tensor, as the DataModule makes it, and the fit used."""
-        fitted, fit = self.fitted_hu(hu, spacing)
-        return self.normalized(fitted), fit
+    def network_input(self, projection: Projection) -> tuple[torch.Tensor, SquareFit]:
+        """A case's projection -> normalized ``(C, size, size)`` tensor, as the DataModule makes it, and the fit used."""
+        planes, fit = self.fitted_planes(projection)
+        return self.normalized(planes), fit
 
-    def fitted_hu(self, hu: np.ndarray, spacing: tuple[float, float]) -> tuple[np.ndarray, SquareFit]:
-        """HU MIP -> ``(size, size)`` HU on the network grid (aspect kept, padded with air), and the fit."""
-        fit = plan_square_fit(hu.shape, spacing, self.image_size)
-        fitted, _ = fit_to_square(np.asarray(hu, np.float32), None, fit)
-        return fitted[0].numpy(), fit
+    def fitted_planes(self, projection: Projection) -> tuple[np.ndarray, SquareFit]:
+        """A case's MIP (HU) and the extra projections this model takes, on the network grid
+        (``(C, size, size)``, aspect kept, padded with air), and the fit.
 
-    def normalized(self, fitted_hu: np.ndarray) -> torch.Tensor:
-        """``(size, size)`` HU -> the ``(1, size, size)`` network input, with this model's normalization."""
-        return torch.from_numpy(self.preprocessing.normalize(fitted_hu))[None]
+        Raises:
+            ValueError: the projection lacks an extra projection the model takes (a MIP picture).
+        """
+        fit = plan_square_fit(projection.image.shape, projection.spacing, self.image_size)
+        return fit_planes(projection, self.preprocessing.extra_projections, fit), fit
+
+    def normalized(self, planes: np.ndarray) -> torch.Tensor:
+        """``(C, size, size)`` fitted planes -> the network input, with this model's normalization."""
+        return torch.from_numpy(self.preprocessing.normalize_planes(planes))
 
     @torch.no_grad()
     def probabilities(self, images: torch.Tensor) -> torch.Tensor:
-        """Brain probabilities of a normalized ``(N, 1, size, size)`` batch, on the CPU: the sigmoid
+        """Brain probabilities of a normalized ``(N, C, size, size)`` batch, on the CPU: the sigmoid
         of the network's logits, averaged with the flipped input's where ``tta='flip'``."""
         return augmented(self._sigmoid, images, self.tta, self.LR_DIM)
 
     def _sigmoid(self, images: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.net(images.to(self.device)).float()).cpu()
 
-    def network_probability(self, fitted_hu: np.ndarray) -> torch.Tensor:
-        """Brain probability ``(size, size)`` of a MIP on the network grid, in HU (:meth:`fitted_hu`)."""
-        return self.probabilities(self.normalized(fitted_hu)[None])[0, 0]
+    def network_probability(self, planes: np.ndarray) -> torch.Tensor:
+        """Brain probability ``(size, size)`` of a case on the network grid, from its :meth:`fitted_planes`."""
+        return self.probabilities(self.normalized(planes)[None])[0, 0]
 
-    def predict(self, hu: np.ndarray, spacing: tuple[float, float]) -> Prediction:
-        """Brain probability and mask of one HU MIP (display orientation) on its own grid."""
-        fitted, fit = self.fitted_hu(hu, spacing)
-        network_probability = self.network_probability(fitted)
+    def predict(self, projection: Projection) -> Prediction:
+        """Brain probability and mask of one case's projection (display orientation) on its own grid."""
+        planes, fit = self.fitted_planes(projection)
+        network_probability = self.network_probability(planes)
         probability = restore_from_square(network_probability, fit).clamp(0, 1).numpy()
         network_probability = network_probability.numpy()
         return Prediction(
@@ -115,9 +121,12 @@ class MipPredictor:
         Raises:
             BadCaseError: the input cannot be read or projected; not CT under ``on_non_ct='fail'``.
         """
-        projection = project_input(case, self.preprocessing.hu_window)
+        projection = project_input(case, self.preprocessing.hu_window, self.preprocessing.extra_projections)
         warnings = [] if is_windowed_png(case) else check_ct_input(projection.image, case.path, options.get("on_non_ct", "warn"), projection=True)
-        prediction = self.predict(projection.image, projection.spacing)
+        try:
+            prediction = self.predict(projection)
+        except ValueError as error:  # a MIP picture for a model that takes extra projections
+            raise BadCaseError(case.path, str(error)) from None
         warnings += check_mip_plausibility(prediction.mask, projection.spacing, MipLimits(**dict(options.get("mip_limits") or {})))
         return MipResult(projection.image, projection.spacing, prediction, warnings)
 

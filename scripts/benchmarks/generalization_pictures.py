@@ -54,8 +54,8 @@ def worst_mip_picture(ckpt_path: str, dataset: Path, rows: dict[str, dict], path
     """The MIP model's worst case: its MIP, true and predicted footprints."""
     case_id, dice = _worst(rows)
     predictor = load_predictor(ckpt_path)
-    projection = project_case(open_case(_record(dataset, case_id)))
-    prediction = predictor.predict(projection.image, projection.spacing)
+    projection = project_case(open_case(_record(dataset, case_id)), predictor.preprocessing.extra_projections)
+    prediction = predictor.predict(projection)
     save_png(_panel(projection.image, projection.mask, prediction.mask, predictor.preprocessing.hu_window), path)
     return {"case": case_id, "dice": dice, "path": str(path),
             "caption": f"MIP model, worst case `{case_id}` (Dice {dice:.3f}): MIP with the true (green) and predicted (red) footprint."}

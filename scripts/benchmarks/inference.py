@@ -32,20 +32,21 @@ from brainseg.models import LeanUNet
 SCRIPTS = CONF_DIR.parent / "scripts"
 
 
-def mip_preprocessing(image_size: int, hu_window: list[float]) -> dict:
+def mip_preprocessing(image_size: int, hu_window: list[float], extra_projections: list[str]) -> dict:
     """The preprocessing a MIP checkpoint of the default DataModule carries, as a plain dict
     (it crosses into a fresh process)."""
-    return Preprocessing("mip", tuple(hu_window), image_size).to_dict()
+    return Preprocessing("mip", tuple(hu_window), image_size, extra_projections=tuple(extra_projections)).to_dict()
 
 
 def predict_mip_case(path: str, output_dir: str, preprocessing: dict, channels: list[int], net: torch.nn.Module | None = None) -> dict:
     """Predict one case as ``scripts/predict.py`` does; seconds per stage."""
-    predictor = MipPredictor(net if net is not None else LeanUNet(1, 1, channels), Preprocessing.from_dict(preprocessing))
+    preprocessing = Preprocessing.from_dict(preprocessing)
+    predictor = MipPredictor(net if net is not None else LeanUNet(preprocessing.in_channels, 1, channels), preprocessing)
     window = predictor.preprocessing.hu_window
     seconds = {}
-    projection, timing = time_call(project_input, InputCase("case", Path(path)), window)
+    projection, timing = time_call(project_input, InputCase("case", Path(path)), window, preprocessing.extra_projections)
     seconds["project"] = timing.wall_s
-    prediction, timing = time_call(predictor.predict, projection.image, projection.spacing)
+    prediction, timing = time_call(predictor.predict, projection)
     seconds["predict"] = timing.wall_s
     pictures = case_pictures(projection.image, prediction, window)
     _, timing = time_call(write_pngs, {Path(output_dir) / f"case_{name}.png": array for name, array in pictures.items()})
@@ -54,9 +55,9 @@ def predict_mip_case(path: str, output_dir: str, preprocessing: dict, channels: 
     return seconds
 
 
-def forward_latency(net: torch.nn.Module, image_size: int, repeats: int = 10) -> dict:
-    """Seconds of one eval-mode forward pass on a ``(1, 1, size, size)`` input."""
-    image = torch.randn(1, 1, image_size, image_size)
+def forward_latency(net: torch.nn.Module, in_channels: int, image_size: int, repeats: int = 10) -> dict:
+    """Seconds of one eval-mode forward pass on a ``(1, C, size, size)`` input."""
+    image = torch.randn(1, in_channels, image_size, image_size)
     net = net.eval()
     with torch.inference_mode():
         net(image)  # warm-up
@@ -94,12 +95,14 @@ def segment_volume_case(path: str, output_dir: str, checkpoint: str | None = Non
     }
 
 
-def run(volume_path: Path, image_size: int, hu_window: list[float], channels: list[int], net: torch.nn.Module | None = None,
-        repeats: int = 3, volume_checkpoint: str | None = None, volume_repeats: int = 2, fresh: bool = True) -> dict:
+def run(volume_path: Path, image_size: int, hu_window: list[float], extra_projections: list[str], channels: list[int],
+        net: torch.nn.Module | None = None, repeats: int = 3, volume_checkpoint: str | None = None, volume_repeats: int = 2,
+        fresh: bool = True) -> dict:
     """Every inference figure, measured now (see the module docstring); ``fresh=False`` measures
     memory in this process (smoke tests)."""
-    preprocessing = mip_preprocessing(image_size, hu_window)
-    network = net if net is not None else LeanUNet(1, 1, channels)
+    preprocessing = mip_preprocessing(image_size, hu_window, extra_projections)
+    in_channels = 1 + len(extra_projections)
+    network = net if net is not None else LeanUNet(in_channels, 1, channels)
     output = tempfile.mkdtemp(prefix="brainseg-benchmark-")
     runs = [predict_mip_case(str(volume_path), output, preprocessing, channels, network) for _ in range(max(1, repeats))]
     mip = {stage: statistics.median(r[stage] for r in runs) for stage in runs[0]}
@@ -109,7 +112,7 @@ def run(volume_path: Path, image_size: int, hu_window: list[float], channels: li
         "mip_case": mip,
         "mip_case_peak_rise_mib": memory["rise_mib"],
         "mip_case_process_peak_mib": memory["peak_mib"],
-        "forward": forward_latency(network, image_size),
+        "forward": forward_latency(network, in_channels, image_size),
         "volume": None,
     }
     if importlib.util.find_spec("brainseg.inference.volume") is not None:

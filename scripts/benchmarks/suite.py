@@ -117,7 +117,8 @@ def _run_sections(results: Results, workdir: Path, sizes: Sizes, only, overrides
     def run_inference() -> dict:
         cfg = training.compose_training(workdir, "probe", overrides)
         return inference.run(
-            volume, int(cfg.data.image_size), list(cfg.data.hu_window), list(cfg.model.net.channels), trained.get("net"),
+            volume, int(cfg.data.image_size), list(cfg.data.hu_window), list(cfg.data.get("extra_projections") or []),
+            list(cfg.model.net.channels), trained.get("net"),
             sizes.repeats, volume_checkpoint, sizes.volume_repeats, sizes.fresh_processes,
         )
 

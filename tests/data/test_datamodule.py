@@ -9,6 +9,7 @@ import torch
 from brainseg.data.augmentation import Augmentation
 from brainseg.data.datamodule import split_cases, split_folds
 from brainseg.data.mip_datamodule import MipDataModule
+from brainseg.data.preprocessing import Preprocessing
 from brainseg.data.transforms import fit_to_square, plan_square_fit, restore_from_square
 from tests.conftest import make_dataset
 
@@ -119,3 +120,30 @@ def test_augmentation_moves_image_and_mask_together():
     augmented_image, augmented_mask = Augmentation(intensity_scale=0, intensity_shift=0, noise_std=0)(image, mask)
     agreement = ((augmented_image > 0.4) == (augmented_mask > 0.5)).float().mean()
     assert agreement > 0.98 and not torch.equal(augmented_mask, mask)
+
+
+def test_extra_projections_are_input_channels_after_the_mip_and_travel_in_the_preprocessing(datamodule, tmp_path):
+    extra = ("mean", "bone_mm", "tissue_mm")
+    module = MipDataModule(root=datamodule.root, cache_dir=str(tmp_path / "cache"), image_size=32, extra_projections=extra, in_channels=4)
+    module.prepare_data()
+    module.setup("fit")
+    case, mip_only = module.cases["val"][0], datamodule.cases["val"][0]
+    assert case.image.shape == (4, 32, 32)
+    torch.testing.assert_close(case.image[:1], mip_only.image)  # the MIP channel is what a MIP-only model sees
+    assert case.image[1:].amin() >= 0.0 and case.image[2:].amax() > 0.05  # air is 0; the head has bone and tissue
+    assert module.preprocessing().extra_projections == extra and module.preprocessing().in_channels == 4
+    batch = next(iter(module.train_dataloader()))
+    assert batch["image"].shape[1:] == (4, 32, 32) and batch["mask"].shape[1:] == (1, 32, 32)
+
+
+def test_in_channels_must_count_the_mip_and_the_extra_projections(datamodule):
+    with pytest.raises(ValueError, match=r"data.in_channels is 1, but the MIP and data.extra_projections \['mean'\] make 2 channels"):
+        MipDataModule(root=datamodule.root, image_size=32, extra_projections=["mean"], in_channels=1)
+
+
+def test_a_preprocessing_record_keeps_its_extra_projections_and_old_records_have_none():
+    record = Preprocessing("mip", (-100.0, 1900.0), 32, extra_projections=("bone_mm", "mean"))
+    assert Preprocessing.from_dict(record.to_dict()) == record and record.in_channels == 3
+    assert Preprocessing.from_dict({"window": [-100, 1900], "image_size": 64}).extra_projections == ()  # before they existed
+    with pytest.raises(ValueError, match="extra_projections are MIP inputs"):
+        Preprocessing("slices", (-100.0, 1000.0), 32, spacing_mm=2.0, extra_projections=("mean",))

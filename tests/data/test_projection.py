@@ -10,10 +10,15 @@ from brainseg.data.cases import open_case, read_binary_mask
 from brainseg.data.discovery import CaseRecord
 from brainseg.data.nifti import open_nifti
 from brainseg.data.projection import (
+    EXTRA_PROJECTIONS,
+    MipCache,
+    MipRepresentation,
+    Projection,
     display_to_ras,
     project_case,
     project_image,
     project_mask,
+    project_volume,
     ras_to_display,
 )
 from brainseg.errors import BadCaseError
@@ -70,6 +75,56 @@ def test_streaming_over_many_slabs_matches_numpy(tmp_path, monkeypatch):
         volume_obj = open_nifti(write_nifti(tmp_path / f"{codes}.nii", volume, affine))
         expected = np.asanyarray(nib.as_closest_canonical(nib.load(volume_obj.path)).dataobj).max(axis=2)
         np.testing.assert_array_equal(display_to_ras(project_image(volume_obj)[0]), expected)
+
+
+def expected_extra(ras_hu: np.ndarray, slice_mm: float) -> dict[str, np.ndarray]:
+    """The extra projections of a RAS-ordered HU volume, by their definitions, in display orientation."""
+    return {
+        "mean": ras_to_display(np.clip(ras_hu, -1000, 2000).mean(axis=2)),
+        "bone_mm": ras_to_display((ras_hu >= 300).sum(axis=2) * slice_mm),
+        "tissue_mm": ras_to_display(((ras_hu >= 0) & (ras_hu <= 100)).sum(axis=2) * slice_mm),
+    }
+
+
+@pytest.mark.parametrize("codes", ["RAS", "LPI", "SAR", "ASL"])
+def test_extra_projections_measure_bone_and_tissue_along_s_whatever_the_storage_order(tmp_path, codes, monkeypatch):
+    monkeypatch.setattr("brainseg.data.nifti.SLAB_BYTES", 200)  # a few slices per read: slabs are combined
+    ras = np.random.default_rng(2).choice([-1000, -50, 40, 90, 250, 700, 3000], (10, 12, 9)).astype(np.int16)
+    stored, affine = _reorient(ras, RAS_AFFINE, codes)
+    volume = open_nifti(write_nifti(tmp_path / "img.nii.gz", stored, affine, slope=2.0, inter=-1000.0))
+    mip, extra, _ = project_volume(volume, ("mean", "bone_mm", "tissue_mm"))
+    ras_hu = ras * 2.0 - 1000.0
+    np.testing.assert_allclose(mip, ras_to_display(ras_hu.max(axis=2)))
+    for name, expected in expected_extra(ras_hu, slice_mm=2.5).items():
+        np.testing.assert_allclose(extra[name], expected, rtol=1e-6, atol=1e-3, err_msg=name)
+
+
+def test_a_column_through_3_slices_of_bone_and_2_of_brain_has_7_5_mm_of_bone_and_5_of_tissue(tmp_path):
+    column = np.array([-1000, 1200, 40, 30, 1500, 900, -1000, -1000], np.int16)  # 2.5 mm slices
+    volume = np.broadcast_to(column, (3, 3, 8)).copy()
+    _, extra, _ = project_volume(open_nifti(write_nifti(tmp_path / "c.nii.gz", volume, RAS_AFFINE)), ("bone_mm", "tissue_mm", "mean"))
+    assert extra["bone_mm"][1, 1] == pytest.approx(7.5) and extra["tissue_mm"][1, 1] == pytest.approx(5.0)
+    assert extra["mean"][1, 1] == pytest.approx(np.mean(np.clip(column, -1000, 2000)))
+
+
+def test_extra_projections_are_cached_to_0_1_mm_and_1_hu_and_their_set_is_part_of_the_key(tmp_path):
+    rng = np.random.default_rng(3)
+    extra = {"mean": rng.uniform(-1000, 1500, (5, 6)).astype(np.float32), "bone_mm": rng.uniform(0, 300, (5, 6)).astype(np.float32)}
+    cache = MipCache(tmp_path, ("mean", "bone_mm"))
+    cache.store("case", "key", Projection(np.zeros((5, 6), np.float32), None, (1.0, 1.0), [], extra))
+    loaded = cache.load("case", "key")
+    np.testing.assert_allclose(loaded.extra["mean"], extra["mean"], atol=0.5)
+    np.testing.assert_allclose(loaded.extra["bone_mm"], extra["bone_mm"], atol=0.05)
+    cache.extra_path("case", "bone_mm").unlink()
+    assert cache.load("case", "key") is None  # an incomplete set is a miss
+    assert MipRepresentation().settings() == {"projection": "mip", "axis": "S", "orientation": "radiological"}  # old caches stay valid
+    assert MipRepresentation(("mean",)).cache_folder == "mip-mean" != MipRepresentation().cache_folder
+
+
+def test_unknown_extra_projections_are_refused():
+    with pytest.raises(ValueError, match="extra projections must be distinct names among mean, bone_mm, tissue_mm"):
+        MipRepresentation(("mean", "median"))
+    assert set(EXTRA_PROJECTIONS) == {"mean", "bone_mm", "tissue_mm"}
 
 
 @pytest.mark.parametrize("value", [255, 7])

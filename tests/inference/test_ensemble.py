@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from brainseg.data.preprocessing import Preprocessing
+from brainseg.data.projection import Projection
 from brainseg.errors import ConfigError
 from brainseg.evaluation.evaluate import evaluate
 from brainseg.inference.ensemble import (
@@ -38,8 +39,9 @@ def test_a_mip_ensemble_averages_its_members_probabilities_before_the_threshold(
     ensemble = make_ensemble(members, NAMES)
     assert isinstance(ensemble, MipEnsemble) and isinstance(ensemble, MipPredictor)
     hu = np.random.default_rng(0).uniform(-1000, 1500, (20, 14)).astype(np.float32)
-    got = ensemble.predict(hu, (0.8, 1.1))
-    each = [member.predict(hu, (0.8, 1.1)) for member in members]
+    projection = Projection(hu, None, (0.8, 1.1))
+    got = ensemble.predict(projection)
+    each = [member.predict(projection) for member in members]
     np.testing.assert_allclose(got.network_probability, np.mean([p.network_probability for p in each], axis=0), atol=1e-6)
     np.testing.assert_allclose(got.probability, np.mean([p.probability for p in each], axis=0), atol=1e-5)
     np.testing.assert_array_equal(got.mask, (got.probability > 0.5).astype(np.uint8))
@@ -61,9 +63,9 @@ def test_a_slice_ensemble_averages_its_members_probabilities_on_the_slices_and_o
 def test_z_scored_members_each_normalize_with_their_own_statistics():
     statistics = [{"low": -50.0, "high": 900.0, "mean": m, "std": 200.0} for m in (100.0, 300.0)]
     members = [MipPredictor(lopsided_net(1, i), Preprocessing("mip", (-100.0, 1900.0), 16, "zscore", s)) for i, s in enumerate(statistics)]
-    hu = np.random.default_rng(3).uniform(-1000, 1500, (16, 16)).astype(np.float32)
-    got = make_ensemble(members, NAMES[:2]).predict(hu, (1.0, 1.0)).network_probability
-    np.testing.assert_allclose(got, np.mean([m.predict(hu, (1.0, 1.0)).network_probability for m in members], axis=0), atol=1e-6)
+    projection = Projection(np.random.default_rng(3).uniform(-1000, 1500, (16, 16)).astype(np.float32), None, (1.0, 1.0))
+    got = make_ensemble(members, NAMES[:2]).predict(projection).network_probability
+    np.testing.assert_allclose(got, np.mean([m.predict(projection).network_probability for m in members], axis=0), atol=1e-6)
 
 
 @pytest.mark.parametrize(

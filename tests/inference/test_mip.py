@@ -25,8 +25,10 @@ def best_checkpoint(run: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def datamodule(trained_run, tmp_path_factory):
-    """The training run's data as training saw it (same dataset, split, size)."""
-    data = MipDataModule(root=str(trained_run.parent / "dataset"), cache_dir=str(tmp_path_factory.mktemp("cache")), image_size=32)
+    """The training run's data as training saw it (same dataset, split, size, projections)."""
+    extra = load_predictor(best_checkpoint(trained_run)).preprocessing.extra_projections
+    data = MipDataModule(root=str(trained_run.parent / "dataset"), cache_dir=str(tmp_path_factory.mktemp("cache")), image_size=32,
+                         extra_projections=extra)
     data.prepare_data()
     data.setup()
     return data
@@ -47,7 +49,9 @@ def test_network_input_is_what_the_datamodule_feeds_training(trained_run, datamo
     predictor = load_predictor(best_checkpoint(trained_run))
     case = datamodule.cases["test"][0]
     projection = datamodule.prepared.items[case.case_id]
-    image, fit = predictor.network_input(projection.image, projection.spacing)
+    assert predictor.preprocessing.extra_projections == ("mean", "bone_mm", "tissue_mm")  # the default
+    image, fit = predictor.network_input(projection)
+    assert image.shape == (4, 32, 32)
     torch.testing.assert_close(image, case.image)
     assert fit == case.fit
 
@@ -55,7 +59,7 @@ def test_network_input_is_what_the_datamodule_feeds_training(trained_run, datamo
 def test_probabilities_come_back_on_the_projection_grid(trained_run, datamodule):
     predictor = load_predictor(best_checkpoint(trained_run))
     projection = next(iter(datamodule.prepared.items.values()))
-    prediction = predictor.predict(projection.image, projection.spacing)
+    prediction = predictor.predict(projection)
     assert prediction.probability.shape == prediction.mask.shape == projection.image.shape
     assert prediction.network_probability.shape == (32, 32)
     assert 0.0 <= prediction.probability.min() and prediction.probability.max() <= 1.0

@@ -18,6 +18,7 @@ from brainseg.inference.predict import predict
 from tests.conftest import compose_config, phantom, write_nifti
 
 ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "tests" / "fixtures"
 AFFINE = np.diag([0.8, 0.8, 2.0, 1.0])
 OUTPUTS = ("mask", "prob", "overlay")
 
@@ -49,24 +50,34 @@ def test_folder_inputs_are_nifti_files_pngs_and_series_folders(tmp_path):
 
 
 def test_good_cases_get_three_pngs_bad_ones_nothing_and_the_failures_are_listed(trained_run, tmp_path):
+    """The default model takes extra projections besides the MIP: a MIP picture cannot give them."""
     folder = mixed_inputs(tmp_path / "in")
     out = tmp_path / "out"
     cfg = compose_config([f"ckpt_path={best_checkpoint(trained_run)}", f"input={folder}", f"output={out}"], tmp_path, "predict")
     failures = predict(cfg)
-    assert len(failures) == 3
+    assert len(failures) == 4
     assert all("\n" not in line for line in failures)
-    assert {Path(line.split(":")[0]).name for line in failures} == {"truncated.nii.gz", "text.nii.gz", "flat.nii"}
-    for case_id in ("good0", "good1", "mip"):
+    assert {Path(line.split(":")[0]).name for line in failures} == {"truncated.nii.gz", "text.nii.gz", "flat.nii", "mip.png"}
+    for case_id in ("good0", "good1"):
         for name in OUTPUTS:
             assert (out / f"{case_id}_{name}.png").is_file()
-    for case_id in ("truncated", "text", "flat"):
+    for case_id in ("truncated", "text", "flat", "mip"):
         assert not list(out.glob(f"{case_id}_*"))
     assert not list(out.glob(".*tmp"))
     with open(out / "predictions.csv") as stream:
         status = {row["case_id"]: (row["status"], row["reason"]) for row in csv.DictReader(stream)}
-    assert {case_id for case_id, (state, _) in status.items() if state == "failed"} == {"truncated", "text", "flat"}
-    assert {case_id for case_id, (state, _) in status.items() if state in ("ok", "warning")} == {"good0", "good1", "mip"}
+    assert {case_id for case_id, (state, _) in status.items() if state == "failed"} == {"truncated", "text", "flat", "mip"}
+    assert {case_id for case_id, (state, _) in status.items() if state in ("ok", "warning")} == {"good0", "good1"}
     assert status["flat"][1] in failures  # the failure's one line is its reason
+    assert "mean, bone_mm, tissue_mm projection(s) besides the MIP, which only a CT volume gives" in status["mip"][1]
+
+
+def test_a_mip_only_model_predicts_mip_pngs(tmp_path):
+    folder = mixed_inputs(tmp_path / "in")
+    cfg = compose_config([f"ckpt_path={FIXTURES / 'mip_unet_v0.ckpt'}", f"input={folder / 'mip.png'}", f"output={tmp_path / 'out'}"], tmp_path, "predict")
+    assert predict(cfg) == []
+    for name in OUTPUTS:
+        assert (tmp_path / "out" / f"mip_{name}.png").is_file()
 
 
 def test_the_pngs_are_a_binary_mask_a_16_bit_probability_and_an_rgb_overlay_on_the_mip_grid(trained_run, tmp_path):
@@ -107,8 +118,8 @@ def test_the_command_exits_1_after_predicting_every_good_case(trained_run, tmp_p
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 1, result.stderr[-2000:]
-    assert "3 of 6 case(s) predicted" in result.stdout and "3 failed:" in result.stdout
-    assert len(list((tmp_path / "out").glob("*_overlay.png"))) == 3
+    assert "2 of 6 case(s) predicted" in result.stdout and "4 failed:" in result.stdout  # the MIP picture lacks the extra projections
+    assert len(list((tmp_path / "out").glob("*_overlay.png"))) == 2
 
 
 def not_ct_inputs(folder: Path) -> Path:

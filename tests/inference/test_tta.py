@@ -8,6 +8,7 @@ from torch import nn
 
 from brainseg.data.axial import context_indices
 from brainseg.data.preprocessing import Preprocessing
+from brainseg.data.projection import Projection
 from brainseg.errors import ConfigError
 from brainseg.inference.mip import MipPredictor
 from brainseg.inference.volume import VolumePredictor, predict_slices
@@ -31,14 +32,14 @@ def sigmoid(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 def test_a_mip_probability_is_the_mean_of_p_x_and_the_mirrored_p_of_the_mirrored_x():
     hu = np.random.default_rng(0).uniform(-1000, 1500, (12, 16)).astype(np.float32)  # wider than tall: the fit pads rows
+    projection = Projection(hu, None, (1.0, 1.0))
     net = lopsided_net(1)
     plain, flipped = MipPredictor(net, MIP), MipPredictor(net, MIP, tta="flip")
-    fitted, _ = plain.fitted_hu(hu, (1.0, 1.0))
-    x = plain.normalized(fitted)[None]  # (1, 1, 16, 16)
+    x = plain.network_input(projection)[0][None]  # (1, 1, 16, 16)
     expected = (sigmoid(net, x) + sigmoid(net, x.flip(-1)).flip(-1)) / 2
-    got = flipped.predict(hu, (1.0, 1.0))
+    got = flipped.predict(projection)
     np.testing.assert_allclose(got.network_probability, expected[0, 0].numpy(), atol=1e-6)
-    without = plain.predict(hu, (1.0, 1.0)).network_probability
+    without = plain.predict(projection).network_probability
     assert np.abs(got.network_probability - without).max() > 1e-3  # it did change the probabilities
     np.testing.assert_allclose(without, sigmoid(net, x)[0, 0].numpy(), atol=1e-6)  # and tta=none is the plain network
 
@@ -59,9 +60,9 @@ def test_a_mirror_symmetric_network_is_left_unchanged_by_the_flip():
     net = nn.Conv2d(1, 1, 3, padding=1, bias=False)
     with torch.no_grad():
         net.weight.copy_(torch.tensor([[[[1.0, 2.0, 1.0], [0.5, -3.0, 0.5], [1.0, 2.0, 1.0]]]]))  # symmetric left-right
-    hu = np.random.default_rng(2).uniform(-1000, 1500, (16, 16)).astype(np.float32)
-    np.testing.assert_allclose(MipPredictor(net, MIP, tta="flip").predict(hu, (1.0, 1.0)).probability,
-                               MipPredictor(net, MIP).predict(hu, (1.0, 1.0)).probability, atol=1e-6)
+    projection = Projection(np.random.default_rng(2).uniform(-1000, 1500, (16, 16)).astype(np.float32), None, (1.0, 1.0))
+    np.testing.assert_allclose(MipPredictor(net, MIP, tta="flip").predict(projection).probability,
+                               MipPredictor(net, MIP).predict(projection).probability, atol=1e-6)
 
 
 def test_an_unknown_tta_is_refused_in_one_line():

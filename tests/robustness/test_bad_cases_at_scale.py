@@ -116,7 +116,7 @@ def assert_each_named_once(text: str, broken: dict[str, str]) -> None:
 
 
 def cached_cases(cache: Path) -> set[str]:
-    return {path.name.split(".")[0] for path in cache.rglob("*") if path.suffix in (".png", ".npz") and path.parent.name != "masks"}
+    return {path.name.split(".")[0] for path in cache.rglob("*") if path.suffix in (".png", ".npz") and path.parent.name not in ("masks", "extra")}
 
 
 class RecordingPool(ProcessPoolExecutor):

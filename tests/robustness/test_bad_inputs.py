@@ -49,7 +49,7 @@ def assert_nothing_partial(folder: Path) -> None:
 
 
 def cached_cases(cache: Path) -> set[str]:
-    return {png.stem for png in (cache / "mip" / "images").glob("*.png")}
+    return {png.stem for png in cache.glob("mip*/images/*.png")}
 
 
 def assert_one_line_per_file(text: str, entry) -> None:
