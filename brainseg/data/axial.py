@@ -143,52 +143,98 @@ def iter_axial_batches(ras: np.ndarray, batch_slices: int):
         yield z0, np.ascontiguousarray(np.moveaxis(ras[:, :, z0 : z0 + batch_slices], 2, 0))
 
 
-def _stored_slice_batches(volume: NiftiVolume, axis: int, batch_slices: int):
-    """Yield ``(first, batch)``: consecutive slices along storage ``axis`` as a C-contiguous
-    (B, rows, cols) array whose in-plane axes are the other two storage axes, last first (the
-    order their voxels lie in memory). Slabs are streamed from the file when ``axis`` is the
-    slowest storage axis, as scanners write; other layouts are read whole first."""
-    if axis == 2:
-        for first, slab in volume.iter_slabs():  # (nx, ny, count) in Fortran order
-            yield first, slab.T
-        return
-    raw = volume.read()
-    for first in range(0, raw.shape[axis], batch_slices):
-        part = np.take(raw, np.arange(first, min(first + batch_slices, raw.shape[axis])), axis=axis)
-        yield first, np.ascontiguousarray(np.moveaxis(part, axis, 0).transpose(0, 2, 1))
+@dataclass(frozen=True)
+class StoredSlices:
+    """How axial slices lie in a stored volume: along storage ``axis``, each a (rows, cols) plane
+    of the other two storage axes, last first (the order their voxels lie in memory in a
+    Fortran-ordered array, as NIfTI stores them). Planes convert to and from RAS (R, A) order by
+    a transpose and flips, which commute with in-plane resampling: so full-resolution slices
+    are resampled in their stored layout and only coarse ones are reoriented."""
+
+    axis: int  # storage axis along S
+    rows: int  # storage axis of a plane's rows
+    cols: int  # storage axis of a plane's columns
+    ras_axis: tuple[int, int, int]  # RAS axis of each storage axis
+    flipped: tuple[bool, bool, bool]  # storage axis runs against RAS
+
+    @classmethod
+    def of(cls, grid: AxialGrid) -> "StoredSlices":
+        ras_axis = tuple(int(a) for a in grid.orientation[:, 0])
+        axis = ras_axis.index(2)
+        rows, cols = [a for a in range(3) if a != axis][::-1]
+        return cls(axis, rows, cols, ras_axis, tuple(bool(f < 0) for f in grid.orientation[:, 1]))
+
+    def plane_shape(self, ras_shape: tuple[int, int]) -> tuple[int, int]:
+        """A plane's stored (rows, cols) shape, from its (R, A) shape."""
+        return ras_shape[self.ras_axis[self.rows]], ras_shape[self.ras_axis[self.cols]]
+
+    def to_ras(self, planes: torch.Tensor) -> torch.Tensor:
+        """(B, rows, cols) stored planes -> (B, R, A)."""
+        if self.ras_axis[self.rows] == 1:  # rows run along A
+            planes = planes.transpose(1, 2)
+        flips = [1 + self.ras_axis[a] for a in (self.rows, self.cols) if self.flipped[a]]
+        return planes.flip(flips) if flips else planes
+
+    def from_ras(self, planes: torch.Tensor) -> torch.Tensor:
+        """(B, R, A) -> (B, rows, cols) stored planes."""
+        flips = [1 + self.ras_axis[a] for a in (self.rows, self.cols) if self.flipped[a]]
+        planes = planes.flip(flips) if flips else planes
+        return planes.transpose(1, 2) if self.ras_axis[self.rows] == 1 else planes
+
+    def view(self, array: np.ndarray) -> np.ndarray:
+        """A stored-order array as (stored slice, rows, cols): a view, for writing planes into."""
+        return np.moveaxis(array, self.axis, 0).transpose(0, 2, 1)
+
+    def ras_slices(self, first: int, count: int, n: int) -> slice:
+        """The RAS slice indices of stored slices ``first ... first + count - 1`` (reversed if S is flipped)."""
+        return slice(n - first - count, n - first) if self.flipped[self.axis] else slice(first, first + count)
+
+    def batches(self, volume: NiftiVolume, batch_slices: int = 32):
+        """Yield ``(first stored slice, planes)``, planes a C-contiguous (B, rows, cols) array.
+        Slabs are streamed from the file when S is the slowest storage axis, as scanners write;
+        other layouts are read whole first."""
+        if self.axis == 2:
+            for first, slab in volume.iter_slabs():  # (nx, ny, count) in Fortran order
+                yield first, slab.T
+            return
+        planes = self.view(volume.read())
+        for first in range(0, len(planes), batch_slices):
+            yield first, np.ascontiguousarray(planes[first : first + batch_slices])
 
 
 def read_axial_hu(volume: NiftiVolume, grid: AxialGrid) -> torch.Tensor:
     """A CT volume as (S, R, A) axial slices in HU on the coarse grid, float32.
 
-    Slices are resampled in the order their voxels lie on disk and put in RAS order on the
-    coarse grid afterwards (flips and a transpose of a small array), and the rescale slope and
-    intercept (linear) are applied there too: the full-resolution volume is streamed once,
-    a batch of slices at a time, and never exists as floats.
+    Slices are resampled in their stored layout and reoriented on the coarse grid
+    (:class:`StoredSlices`), and the rescale slope and intercept (linear) are applied there too:
+    the full-resolution volume is streamed once, a batch of slices at a time, and never exists
+    as floats.
 
     Raises:
         BadCaseError: NaN or Inf voxels, real values beyond float32, or unreadable data.
     """
-    ras_axis, flipped = grid.orientation[:, 0].astype(int), grid.orientation[:, 1] < 0
-    axis = int(np.flatnonzero(ras_axis == 2)[0])  # the storage axis along S
-    rows_axis, cols_axis = [a for a in range(3) if a != axis][::-1]
-    target = (grid.coarse_shape[ras_axis[rows_axis]], grid.coarse_shape[ras_axis[cols_axis]])
-    n = grid.n_slices
-    out = torch.empty((n, *grid.coarse_shape), dtype=torch.float32)
-    for first, batch in _stored_slice_batches(volume, axis, batch_slices=32):
-        if batch.dtype.kind == "f" and not np.isfinite(batch).all():
+    layout = StoredSlices.of(grid)
+    target = layout.plane_shape(grid.coarse_shape)
+    out = torch.empty((grid.n_slices, *grid.coarse_shape), dtype=torch.float32)
+    for first, planes in layout.batches(volume):
+        if planes.dtype.kind == "f" and not np.isfinite(planes).all():
             raise BadCaseError(volume.path, "contains NaN or Inf voxels")
-        coarse = resample_slices(torch.from_numpy(np.array(batch, dtype=np.float32)), target)
-        hu = torch.from_numpy(volume.scale(coarse.numpy()))
-        if ras_axis[rows_axis] == 1:  # rows run along A: transpose to (R, A)
-            hu = hu.transpose(1, 2)
-        flips = [1 + ras_axis[a] for a in (rows_axis, cols_axis) if flipped[a]]
-        hu = hu.flip(flips) if flips else hu
-        if flipped[axis]:  # stored from the vertex down
-            out[n - first - len(hu) : n - first] = hu.flip(0)
-        else:
-            out[first : first + len(hu)] = hu
+        coarse = resample_slices(torch.from_numpy(np.array(planes, dtype=np.float32)), target)
+        hu = layout.to_ras(torch.from_numpy(volume.scale(coarse.numpy())))
+        out[layout.ras_slices(first, len(hu), grid.n_slices)] = hu.flip(0) if layout.flipped[layout.axis] else hu
     return out
+
+
+def write_axial(stack: torch.Tensor, grid: AxialGrid, out: np.ndarray, threshold: float | None, batch_slices: int = 16) -> None:
+    """Upsample coarse (S, R, A) values into ``out``, a stored-order array of the volume's shape,
+    thresholded (``> threshold``) if given. Planes are reoriented on the coarse grid and
+    upsampled in their stored layout, so each batch is written into ``out`` as a block."""
+    layout = StoredSlices.of(grid)
+    target, view, n = layout.plane_shape(grid.shape[:2]), layout.view(out), grid.n_slices
+    for z0 in range(0, n, batch_slices):
+        planes = resample_slices(layout.from_ras(stack[z0 : z0 + batch_slices]), target)
+        planes = planes > threshold if threshold is not None else planes
+        view[layout.ras_slices(z0, len(planes), n)] = (planes.flip(0) if layout.flipped[layout.axis] else planes).numpy()
 
 
 def resample_mask(mask: np.ndarray, grid: AxialGrid, batch_slices: int = 32) -> np.ndarray:

@@ -29,14 +29,12 @@ import torch
 from torch import nn
 
 from brainseg.data.axial import (
-    AxialGrid,
     context_indices,
     crop_padding,
     pad_to_multiple,
     plan_axial_grid,
     read_axial_hu,
-    resample_slices,
-    to_ras,
+    write_axial,
 )
 from brainseg.data.dicom import DicomSeries, open_image
 from brainseg.data.nifti import NiftiVolume, read_header
@@ -189,16 +187,6 @@ def interpolate_slices(values: torch.Tensor, known: np.ndarray) -> torch.Tensor:
     return values[known[lower]] * (1 - weight) + values[known[upper]] * weight
 
 
-def _upsample_to_grid(
-    stack: torch.Tensor, grid: AxialGrid, out_ras: np.ndarray, threshold: float | None, batch: int = 16
-) -> None:
-    """Write coarse (S, R, A) values into a RAS-ordered full-resolution view, thresholded if asked."""
-    for z0 in range(0, grid.n_slices, batch):
-        values = resample_slices(stack[z0 : z0 + batch], grid.shape[:2])
-        values = values > threshold if threshold is not None else values
-        out_ras[:, :, z0 : z0 + len(values)] = values.numpy().transpose(1, 2, 0)
-
-
 def segment_volume(
     predictor: VolumePredictor,
     path: str | Path,
@@ -244,11 +232,11 @@ def segment_volume(
     coarse_spacing = (grid.spacing[2], *grid.coarse_spacing)
     cleaned, removed_ml = postprocess(probabilities.numpy(), predictor.threshold, coarse_spacing, postprocessing)
     mask = np.zeros(volume.shape, np.uint8, order="F")
-    _upsample_to_grid(torch.from_numpy(cleaned), grid, to_ras(mask, grid), predictor.threshold)
+    write_axial(torch.from_numpy(cleaned), grid, mask, predictor.threshold)
     full_probabilities = None
     if return_probabilities:
         full_probabilities = np.zeros(volume.shape, np.float32, order="F")
-        _upsample_to_grid(probabilities, grid, to_ras(full_probabilities, grid), None)
+        write_axial(probabilities, grid, full_probabilities, None)
     timings["postprocess"] = time.perf_counter() - clock
 
     volume_ml = float(np.count_nonzero(mask)) * voxel_ml(volume.spacing)

@@ -13,6 +13,7 @@ from brainseg.data.axial import (
     read_axial_hu,
     resample_slices,
     to_ras,
+    write_axial,
 )
 from brainseg.data.nifti import open_nifti
 from brainseg.data.preprocessing import Preprocessing
@@ -51,6 +52,21 @@ def test_coarse_hu_slices_are_the_scaled_ras_volume_resampled_whatever_the_stora
     grid = plan_axial_grid(volume.affine, volume.shape, 1.3)
     expected = resample_slices(torch.from_numpy(np.moveaxis(ras, 2, 0) * np.float32(1.5) - 1024), grid.coarse_shape)
     assert torch.allclose(read_axial_hu(volume, grid), expected, atol=0.01)
+
+
+@pytest.mark.parametrize("axcodes", ORIENTATIONS)
+def test_coarse_slices_are_written_back_as_the_ras_upsampling_in_the_stored_order(axcodes):
+    ras_shape = (40, 36, 7)
+    stored_shape = stored(np.zeros(ras_shape, np.uint8), np.eye(4), axcodes)[0].shape
+    grid = plan_axial_grid(stored(np.zeros(ras_shape), np.diag([0.5, 0.6, 3.0, 1.0]), axcodes)[1], stored_shape, 1.3)
+    coarse = torch.rand(7, *grid.coarse_shape, generator=torch.Generator().manual_seed(0))
+    expected = resample_slices(coarse, ras_shape[:2]).numpy().transpose(1, 2, 0)  # (R, A, S)
+    out = np.zeros(stored_shape, np.float32, order="F")
+    write_axial(coarse, grid, out, threshold=None)
+    np.testing.assert_allclose(to_ras(out, grid), expected, atol=1e-5)
+    mask = np.zeros(stored_shape, np.uint8, order="F")
+    write_axial(coarse, grid, mask, threshold=0.5)
+    assert np.array_equal(to_ras(mask, grid), expected > 0.5)
 
 
 def test_writing_into_the_ras_view_fills_the_stored_array():
