@@ -6,7 +6,7 @@ frame, labelled, converted to HU, blurred, made noisy and stored as a scanner wo
 See docs/synthetic_data.md.
 """
 
-from .config import SyntheticConfig
+from .config import SyntheticConfig, SyntheticMixture
 from .dataset import case_paths, case_seed, synthesize_dataset, write_case
 from .generate import SyntheticCase, generate_case
 from .tissues import HU_RANGES, LABEL_NAMES, Tissue
@@ -16,6 +16,7 @@ __all__ = [
     "LABEL_NAMES",
     "SyntheticCase",
     "SyntheticConfig",
+    "SyntheticMixture",
     "Tissue",
     "case_paths",
     "case_seed",

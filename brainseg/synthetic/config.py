@@ -1,4 +1,4 @@
-"""Randomization ranges for synthetic head CTA: one dataclass, four presets.
+"""Randomization ranges for synthetic head CTA: one dataclass, four presets, and a mixture.
 
 Every range is ``(low, high)`` and is drawn uniformly per case. The default preset is coarse
 (about 160x160x60 voxels) so a dataset of a few dozen cases is generated in seconds and a
@@ -6,11 +6,15 @@ Every range is ``(low, high)`` and is drawn uniformly per case. The default pres
 beyond them for the generalization benchmark, and ``varied()`` is wide()'s acquisitions with
 every acquisition phenomenon (contrast phase, bone kernel, skull defects, motion, beam
 hardening) switched on at clinical rates: a training distribution that spans real scans.
+``mixed`` (:class:`SyntheticMixture`), the data ``python train.py`` trains on, draws each case
+from ``default`` or ``varied``: the common head CTA, and everything around it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+
+import numpy as np
 
 Range = tuple[float, float]
 
@@ -154,13 +158,31 @@ class SyntheticConfig:
         )
 
     @classmethod
-    def preset(cls, name: str) -> "SyntheticConfig":
-        """The preset called ``name``: ``default``, ``realistic``, ``wide`` or ``varied``."""
+    def preset(cls, name: str) -> "SyntheticConfig | SyntheticMixture":
+        """The preset called ``name``: ``default``, ``realistic``, ``wide``, ``varied`` or a mixture (``mixed``)."""
         if name == "default":
             return cls()
+        if name in MIXTURES:
+            return SyntheticMixture(tuple((cls.preset(part), weight) for part, weight in MIXTURES[name]))
         if name in PRESETS:
             return getattr(cls, name)()
-        raise ValueError(f"unknown synthetic preset {name!r}; expected one of {', '.join(PRESETS)}")
+        raise ValueError(f"unknown synthetic preset {name!r}; expected one of {', '.join((*PRESETS, *MIXTURES))}")
+
+
+@dataclass(frozen=True)
+class SyntheticMixture:
+    """Presets mixed case by case: each case draws its preset (with these weights) from its own
+    seed, so a case is the same whatever the dataset's size."""
+
+    parts: tuple[tuple[SyntheticConfig, float], ...]
+
+    def pick(self, seed: int) -> SyntheticConfig:
+        """The preset of the case with this seed."""
+        weights = np.array([weight for _, weight in self.parts], np.float64)
+        draw = np.random.default_rng([seed, 0x6D6978]).random() * weights.sum()  # its own stream: the case's draws are untouched
+        return self.parts[min(int(np.searchsorted(np.cumsum(weights), draw, side="right")), len(self.parts) - 1)][0]
 
 
 PRESETS = ("default", "realistic", "wide", "varied")
+# The default training data: half the common head CTA, half wide acquisitions with every phenomenon.
+MIXTURES = {"mixed": (("default", 0.5), ("varied", 0.5))}

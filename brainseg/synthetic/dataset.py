@@ -9,7 +9,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from .config import SyntheticConfig
+from .config import SyntheticConfig, SyntheticMixture
 from .generate import SyntheticCase, generate_case
 
 IMAGE_DIR, MASK_DIR = "CTA images", "brain masks"
@@ -58,7 +58,7 @@ def case_seed(seed: int, index: int) -> int:
     return int(np.random.SeedSequence([seed, index]).generate_state(1, np.uint64)[0] >> 1)
 
 
-def _make_case(args: tuple[Path, str, int, SyntheticConfig]) -> str:
+def _make_case(args: tuple[Path, str, int, SyntheticConfig | SyntheticMixture]) -> str:
     root, case_id, seed, config = args
     write_case(generate_case(seed, config), root, case_id)
     return case_id
@@ -68,7 +68,7 @@ def synthesize_dataset(
     root: Path,
     n: int,
     seed: int,
-    config: SyntheticConfig | None = None,
+    config: SyntheticConfig | SyntheticMixture | None = None,
     workers: int | None = None,
     progress: bool = True,
 ) -> list[str]:

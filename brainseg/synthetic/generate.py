@@ -11,7 +11,7 @@ import numpy as np
 from . import artifacts, physics
 from .acquisition import Acquisition, sample_acquisition, to_storage
 from .anatomy import sample_head
-from .config import SyntheticConfig
+from .config import SyntheticConfig, SyntheticMixture
 from .extras import HeadHolder
 from .motion import Motion, sample_motion
 from .render import SlabRenderer
@@ -119,8 +119,11 @@ def _sample_phenomena(streams: dict, config: SyntheticConfig, imaging: physics.I
     return Phenomena(phase, sharp, motion, bh_hu), imaging
 
 
-def generate_case(seed: int, config: SyntheticConfig = SyntheticConfig(), return_labels: bool = False) -> SyntheticCase:
-    """Generate one case; the same seed and config give bit-identical arrays."""
+def generate_case(seed: int, config: SyntheticConfig | SyntheticMixture = SyntheticConfig(), return_labels: bool = False) -> SyntheticCase:
+    """Generate one case; the same seed and config give bit-identical arrays. A mixture's case
+    is generated from the preset it draws for this seed."""
+    if isinstance(config, SyntheticMixture):
+        config = config.pick(seed)
     _reuse_freed_memory()
     rng = np.random.default_rng(seed)
     streams = _streams(seed)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from brainseg.synthetic import SyntheticConfig, Tissue, generate_case
+from brainseg.synthetic import SyntheticConfig, Tissue, case_seed, generate_case
 from brainseg.synthetic.physics import Imaging, Renderer
 
 BONE = (Tissue.CORTICAL_BONE, Tissue.CANCELLOUS_BONE)
@@ -107,8 +107,18 @@ def test_varied_is_wide_acquisitions_with_every_phenomenon_on():
     assert all(getattr(varied, name) >= getattr(wide, name) > 0 for name in PHENOMENON_PROBS)
     probs = dict(varied.phase_probs)
     assert set(probs) == {"arterial", "non_contrast", "venous", "delayed"} and abs(sum(probs.values()) - 1) < 1e-9
-    with pytest.raises(ValueError, match="default, realistic, wide, varied"):
+    with pytest.raises(ValueError, match="default, realistic, wide, varied, mixed"):
         SyntheticConfig.preset("everything")
+
+
+def test_the_mixed_training_data_draws_each_case_from_default_or_varied_by_its_own_seed():
+    mixture = SyntheticConfig.preset("mixed")
+    picks = [mixture.pick(case_seed(0, i)) for i in range(60)]
+    assert set(picks) == {SyntheticConfig(), SyntheticConfig.varied()}
+    assert 20 <= picks.count(SyntheticConfig()) <= 40  # half and half
+    seed = next(case_seed(0, i) for i, pick in enumerate(picks) if pick == SyntheticConfig.varied())
+    mixed, varied = generate_case(seed, mixture), generate_case(seed, SyntheticConfig.varied())
+    assert np.array_equal(mixed.image, varied.image) and np.array_equal(mixed.mask, varied.mask)  # the case of the preset it drew
 
 
 def test_a_varied_case_is_reproducible():
