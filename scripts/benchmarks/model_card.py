@@ -38,7 +38,7 @@ def has_test_split(ckpt_path: str) -> bool:
 
 def generalization(cfg) -> dict:
     """Generate the cases of each preset, score every set and write ``<name>.{md,json}`` into
-    ``cfg.output``; returns the report. The keys are those of conf/benchmark_generalization.yaml."""
+    ``cfg.output``; returns the report. The keys are those of conf/benchmark_models.yaml."""
     workdir = Path(cfg.workdir)
     presets = as_names(cfg.preset)
     started = time.perf_counter()
@@ -74,12 +74,12 @@ def markdown(report: dict) -> str:
     columns = [name for name in SCORES if any(name in values for values in report["scores"].values())]
     wide = "wide" in report["shifted_data"].split(" ")[0].removeprefix("preset=").split(",")
     lines = [
-        "# Generalization: default synthetic training vs. wider randomization",
+        "# Model scores: held-out synthetic cases of the training randomization and of wider ones",
         "",
         f"Checkpoint: `{report['checkpoint']}`; shifted data: {report['shifted_data']}"
         + (" (`SyntheticConfig.wide()`: larger spread of spacing, matrix, pose, orientation, rescale, anatomy)." if wide else "."),
-        "Produced by `python scripts/benchmark_generalization.py ckpt_path=...` "
-        "(options in conf/benchmark_generalization.yaml).",
+        "Produced by `python scripts/benchmark_models.py ckpt_path=...` "
+        "(options in conf/benchmark_models.yaml).",
         "",
         "| cases | " + " | ".join(SCORES[name] for name in columns) + " |",
         "| --- |" + " --- |" * len(columns),
