@@ -37,6 +37,7 @@ PREDICT_DEFAULTS = {
     "on_non_ct": "warn",
     "dicom": {"min_slices": 5, "max_axial_angle_deg": 40},
     "mip_limits": {"area_mm2": [8000, 32000]},
+    "mip_postprocessing": {"largest_component": True, "fill_holes": True},  # MipPredictor's default PostProcessing()
     "volumes": {
         "slice_step_mm": None,
         "postprocessing": {"largest_component": True, "fill_holes": True, "closing_mm": 0.0},

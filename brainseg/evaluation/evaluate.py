@@ -39,7 +39,7 @@ from brainseg.evaluation.summary import summarize, write_per_case
 from brainseg.evaluation.volume_report import axial_views, write_volume_report
 from brainseg.inference.ensemble import resolve_checkpoints
 from brainseg.inference.mip import MipPredictor
-from brainseg.inference.predict import load_predictors
+from brainseg.inference.predict import configured_predictor
 from brainseg.inference.volume import VolumePredictor
 from brainseg.pretrained import PREFIX
 
@@ -210,7 +210,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     fix). An ensemble's rows name the models that voted."""
     check_evaluate_config(cfg)
     checkpoints = resolve_checkpoints(cfg.ckpt_path)
-    predictor = load_predictors(checkpoints, cfg.get("device", "cpu"), cfg.get("threshold"), cfg.get("tta", "none"))
+    predictor = configured_predictor(cfg, checkpoints)
     root, wanted = evaluation_dataset(cfg, checkpoints)
     output = Path(cfg.paths.output_dir)
     output.mkdir(parents=True, exist_ok=True)

@@ -56,6 +56,7 @@ class EnsemblePredictor:
         self.preprocessing = members[0].preprocessing
         self.image_size = self.preprocessing.input_size
         self.tta = members[0].tta
+        self.postprocessing = getattr(members[0], "postprocessing", None)  # MIP: cleans the mean footprint
 
     @property
     def models(self) -> str:

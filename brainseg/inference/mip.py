@@ -33,6 +33,7 @@ from brainseg.inference.plausibility import (
     check_ct_input,
     check_mip_plausibility,
 )
+from brainseg.inference.postprocessing import PostProcessing, postprocess
 from brainseg.inference.tta import augmented, check_tta
 from brainseg.visualization import PREDICTION_COLOUR, enlarge, overlay
 
@@ -56,13 +57,17 @@ class MipPredictor:
         preprocessing: the checkpoint's :class:`Preprocessing` (``mode="mip"``).
         threshold: probability above which a pixel is brain. Defaults to 0.5.
         tta: test-time augmentation, 'none' or 'flip' (:mod:`brainseg.inference.tta`). Defaults to 'none'.
+        postprocessing: clean-up of the footprint on the network grid (largest piece, holes filled),
+            as for 3-D masks: a brain's footprint is one piece. ``None`` keeps the raw prediction.
     """
 
     outputs = ("case_id", "input", "brain_area_mm2", "warnings")  # predictions.csv columns
     LR_DIM = -1  # the network input's left-right axis: the columns of a MIP in display orientation
 
-    def __init__(self, net: nn.Module, preprocessing: Preprocessing, threshold: float = 0.5, tta: str = "none"):
+    def __init__(self, net: nn.Module, preprocessing: Preprocessing, threshold: float = 0.5, tta: str = "none",
+                 postprocessing: PostProcessing | None = PostProcessing()):
         self.device = next(net.parameters(), torch.empty(0)).device
+        self.postprocessing = postprocessing
         self.net = net.eval()
         self.threshold = float(threshold)
         self.preprocessing = preprocessing
@@ -102,9 +107,13 @@ class MipPredictor:
         return self.probabilities(self.normalized(planes)[None])[0, 0]
 
     def predict(self, projection: Projection) -> Prediction:
-        """Brain probability and mask of one case's projection (display orientation) on its own grid."""
+        """Brain probability and mask of one case's projection (display orientation) on its own grid,
+        post-processed on the network grid and mapped back from there."""
         planes, fit = self.fitted_planes(projection)
         network_probability = self.network_probability(planes)
+        if self.postprocessing is not None:
+            cleaned, _ = postprocess(network_probability.numpy(), self.threshold, (fit.spacing_mm,) * 2, self.postprocessing)
+            network_probability = torch.from_numpy(cleaned)
         probability = restore_from_square(network_probability, fit).clamp(0, 1).numpy()
         network_probability = network_probability.numpy()
         return Prediction(

@@ -1,4 +1,8 @@
-"""Clean-up of a predicted 3-D mask on the coarse inference grid: largest piece, holes, closing.
+"""Clean-up of a predicted mask on the network's grid: largest piece, holes, closing.
+
+The same for a 3-D mask (on the coarse inference grid) and a MIP's 2-D footprint (on the
+network's square): a brain is one piece without cavities that open to nothing, in 3-D and in
+projection alike.
 
 Post-processing acts on probabilities, not on the final mask: voxels of removed pieces get 0,
 filled holes get 1, and the kept brain keeps its soft edge, so the upsampled boundary stays
@@ -14,15 +18,15 @@ from scipy import ndimage
 
 from brainseg.inference.plausibility import voxel_ml
 
-FULL_CONNECTIVITY = np.ones((3, 3, 3), bool)
+FULL_CONNECTIVITY = np.ones((3, 3, 3), bool)  # 26-connected voxels in 3-D (8-connected pixels in 2-D)
 
 
 @dataclass(frozen=True)
 class PostProcessing:
-    """Clean-up of the thresholded prediction, on the coarse inference grid.
+    """Clean-up of the thresholded prediction, on the network's grid.
 
     Args:
-        largest_component: keep only the largest 26-connected piece. Defaults to True.
+        largest_component: keep only the largest fully connected piece. Defaults to True.
         fill_holes: fill cavities not connected to the volume's border. Defaults to True.
         closing_mm: radius of a morphological closing (0 = none), mm. Defaults to 0.
     """
@@ -51,17 +55,19 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
 def postprocess(
     probabilities: np.ndarray, threshold: float, spacing, options: PostProcessing = PostProcessing()
 ) -> tuple[np.ndarray, float]:
-    """Cleaned-up probabilities of a (S, R, A) stack, and the mL removed as extra pieces.
+    """Cleaned-up probabilities of a (S, R, A) stack or a 2-D footprint, and what was removed as
+    extra pieces: mL in 3-D (in 2-D, the pixel area in mm² / 1000).
 
     Voxels of removed pieces become 0, filled holes and closed gaps become 1; the kept piece
     and its one-voxel rim keep their values, so thresholding after upsampling still follows
     the soft edge.
     """
+    connectivity = FULL_CONNECTIVITY[(1,) * (3 - probabilities.ndim)] if probabilities.ndim < 3 else FULL_CONNECTIVITY
     brain = probabilities > threshold
     removed = 0.0
     keep = brain
     if options.largest_component and brain.any():
-        labels, n = ndimage.label(brain, structure=FULL_CONNECTIVITY)
+        labels, n = ndimage.label(brain, structure=connectivity)
         if n > 1:
             largest = int(np.argmax(np.bincount(labels.ravel())[1:])) + 1
             keep = labels == largest
@@ -76,6 +82,6 @@ def postprocess(
         filled = fill_holes(filled)
     out = probabilities.copy()
     if keep is not brain:
-        out[~ndimage.binary_dilation(keep, structure=FULL_CONNECTIVITY)] = 0.0
+        out[~ndimage.binary_dilation(keep, structure=connectivity)] = 0.0
     out[filled & ~keep] = 1.0
     return out, removed

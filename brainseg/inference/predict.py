@@ -29,6 +29,7 @@ from brainseg.inference.ensemble import (
 )
 from brainseg.inference.inputs import InputCase, find_inputs
 from brainseg.inference.mip import MipPredictor, MipResult
+from brainseg.inference.postprocessing import PostProcessing
 from brainseg.inference.tta import check_tta
 from brainseg.inference.volume import VolumePredictor, VolumeSegmentation
 from brainseg.pretrained import PREFIX, resolve_checkpoint
@@ -89,6 +90,17 @@ def case_options(cfg: DictConfig) -> dict:
     return {**dict(cfg.get("volumes") or {}), "mip_limits": dict(cfg.get("mip_limits") or {}), "on_non_ct": cfg.get("on_non_ct", "warn")}
 
 
+def configured_predictor(cfg: DictConfig, ckpt_path) -> MipPredictor | VolumePredictor | EnsemblePredictor:
+    """The predictor predict and evaluate run: :func:`load_predictors` with the config's device,
+    threshold and test-time augmentation, and a MIP model's ``mip_postprocessing`` (null: the raw
+    network output, as training scores it)."""
+    predictor = load_predictors(ckpt_path, cfg.get("device", "cpu"), cfg.get("threshold"), cfg.get("tta", "none"))
+    if isinstance(predictor, MipPredictor):
+        options = cfg.get("mip_postprocessing", {})
+        predictor.postprocessing = None if options is None else PostProcessing(**options)
+    return predictor
+
+
 def checkpoint_choice(cfg: DictConfig) -> str | None:
     """``cfg.ckpt_path`` (``model=mip|volume`` sets it to a shipped model); refuses a training ``model`` group."""
     if cfg.get("model") is not None:
@@ -133,7 +145,7 @@ def predict_report(cfg: DictConfig) -> dict:
     """:func:`predict`, returning what it writes into ``predict_report.json``: the checkpoint, the
     cases predicted, their warnings, the failures and the DICOM series left out."""
     ckpt_path = checkpoint_choice(cfg)
-    predictor = load_predictors(ckpt_path, cfg.get("device", "cpu"), cfg.get("threshold"), cfg.get("tta", "none"))
+    predictor = configured_predictor(cfg, ckpt_path)
     options = case_options(cfg)
     cases = find_inputs(cfg.input, dict(cfg.get("dicom") or {}))
     if not cases:

@@ -56,7 +56,6 @@ from brainseg.inference.vessels import VESSEL_WINDOW, write_vessel_views
 log = logging.getLogger(__name__)
 
 MASK_SUFFIX = "_brainmask.nii.gz"
-FULL_CONNECTIVITY = np.ones((3, 3, 3), bool)
 
 
 @dataclass

@@ -175,13 +175,19 @@ def findings(rows: list[dict], volume: bool, floor: float = 0.95) -> list[str]:
     overall = rows[0]
     lines = ["## Reading it", ""]
     if volume and overall.get("volume_footprint_dice_mean") is not None:
-        better = overall["volume_footprint_dice_mean"] > overall["mip_dice_mean"]
+        better_mean = overall["volume_footprint_dice_mean"] > overall["mip_dice_mean"]
+        better_worst = overall["volume_footprint_dice_worst"] > overall["mip_dice_worst"]
+        verdict = {
+            (True, True): "For a MIP mask, segment the volume with the 3-D model and project its mask along S (the "
+                          "`footprint` of the 3-D model): it is the better MIP mask.",
+            (True, False): "The 3-D model's footprint is the better MIP mask on average, the MIP model in the worst case.",
+            (False, True): "The MIP model is the better MIP mask on average, the 3-D model's footprint in the worst case.",
+            (False, False): "The MIP model is the better MIP mask here.",
+        }[(better_mean, better_worst)]
         lines.append(
             f"- Over all cases the 3-D model's footprint scores {overall['volume_footprint_dice_mean']:.3f} mean and "
             f"{overall['volume_footprint_dice_worst']:.3f} worst against the MIP truth; the MIP model "
-            f"{overall['mip_dice_mean']:.3f} and {overall['mip_dice_worst']:.3f}. "
-            + ("For a MIP mask, segment the volume with the 3-D model and project its mask along S (the `footprint` "
-               "of the 3-D model): it is the better MIP mask." if better else "The MIP model is the better MIP mask here.")
+            f"{overall['mip_dice_mean']:.3f} and {overall['mip_dice_worst']:.3f}. " + verdict
         )
     weak = [f"{row['group']} {row['value']} ({row['mip_dice_mean']:.3f})" for row in rows[1:]
             if row["mip_dice_mean"] is not None and row["mip_dice_mean"] < floor]

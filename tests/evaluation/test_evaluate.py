@@ -175,11 +175,14 @@ def evaluate_config(run: Path, tmp_path: Path, *overrides: str):
 
 
 def test_evaluating_the_test_split_reproduces_the_training_test_dice(trained_run, tmp_path):
-    cfg = evaluate_config(trained_run, tmp_path, f"data.cache_root={tmp_path / 'cache'}")
+    """Without post-processing, evaluation scores what training scored; with it (the default), what predict writes."""
+    cfg = evaluate_config(trained_run, tmp_path, f"data.cache_root={tmp_path / 'cache'}", "mip_postprocessing=null")
     metrics = evaluate(cfg)
     trained = json.loads((trained_run / "metrics.json").read_text())
     assert metrics["dice/mean"] == pytest.approx(trained["test/dice"], abs=1e-4)
     assert metrics["iou/mean"] == pytest.approx(trained["test/iou"], abs=1e-4)
+    cleaned = evaluate(evaluate_config(trained_run, tmp_path / "cleaned", f"data.cache_root={tmp_path / 'cache'}"))
+    assert cleaned["dice/mean"] == pytest.approx(trained["test/dice"], abs=0.05)
     output = Path(cfg.paths.output_dir)
     with open(output / "per_case.csv") as stream:
         case_ids = [row["case_id"] for row in csv.DictReader(stream)]
@@ -248,8 +251,8 @@ def test_evaluate_py_works_from_any_working_directory(tmp_path, monkeypatch):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     script = Path(__file__).resolve().parents[2] / "scripts" / "evaluate.py"
-    result = subprocess.run([sys.executable, str(script), f"ckpt_path={trained['best_checkpoint']}", "hydra.run.dir=evaluation"],
-                            cwd=elsewhere, capture_output=True, text=True, timeout=300)
+    result = subprocess.run([sys.executable, str(script), f"ckpt_path={trained['best_checkpoint']}", "hydra.run.dir=evaluation",
+                             "mip_postprocessing=null"], cwd=elsewhere, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     metrics = json.loads((elsewhere / "evaluation" / "metrics.json").read_text())
     assert metrics["dice/mean"] == pytest.approx(trained["test/dice"], abs=1e-4)

@@ -30,7 +30,7 @@ NAMES = ["a", "b", "c"]
 
 
 def mip_members(**preprocessing_changes) -> list[MipPredictor]:
-    return [MipPredictor(lopsided_net(1, seed), MIP if i else Preprocessing(**{**MIP.__dict__, **preprocessing_changes}))
+    return [MipPredictor(lopsided_net(1, seed), MIP if i else Preprocessing(**{**MIP.__dict__, **preprocessing_changes}), postprocessing=None)
             for i, seed in enumerate((1, 2, 3))]
 
 
@@ -62,7 +62,8 @@ def test_a_slice_ensemble_averages_its_members_probabilities_on_the_slices_and_o
 
 def test_z_scored_members_each_normalize_with_their_own_statistics():
     statistics = [{"low": -50.0, "high": 900.0, "mean": m, "std": 200.0} for m in (100.0, 300.0)]
-    members = [MipPredictor(lopsided_net(1, i), Preprocessing("mip", (-100.0, 1900.0), 16, "zscore", s)) for i, s in enumerate(statistics)]
+    members = [MipPredictor(lopsided_net(1, i), Preprocessing("mip", (-100.0, 1900.0), 16, "zscore", s), postprocessing=None)
+               for i, s in enumerate(statistics)]
     projection = Projection(np.random.default_rng(3).uniform(-1000, 1500, (16, 16)).astype(np.float32), None, (1.0, 1.0))
     got = make_ensemble(members, NAMES[:2]).predict(projection).network_probability
     np.testing.assert_allclose(got, np.mean([m.predict(projection).network_probability for m in members], axis=0), atol=1e-6)

@@ -34,7 +34,7 @@ def test_a_mip_probability_is_the_mean_of_p_x_and_the_mirrored_p_of_the_mirrored
     hu = np.random.default_rng(0).uniform(-1000, 1500, (12, 16)).astype(np.float32)  # wider than tall: the fit pads rows
     projection = Projection(hu, None, (1.0, 1.0))
     net = lopsided_net(1)
-    plain, flipped = MipPredictor(net, MIP), MipPredictor(net, MIP, tta="flip")
+    plain, flipped = MipPredictor(net, MIP, postprocessing=None), MipPredictor(net, MIP, tta="flip", postprocessing=None)
     x = plain.network_input(projection)[0][None]  # (1, 1, 16, 16)
     expected = (sigmoid(net, x) + sigmoid(net, x.flip(-1)).flip(-1)) / 2
     got = flipped.predict(projection)
@@ -68,3 +68,31 @@ def test_a_mirror_symmetric_network_is_left_unchanged_by_the_flip():
 def test_an_unknown_tta_is_refused_in_one_line():
     with pytest.raises(ConfigError, match="tta must be one of \\('none', 'flip'\\), got 'rotate'"):
         MipPredictor(lopsided_net(1), MIP, tta="rotate")
+
+
+class Blobs(nn.Module):
+    """Logits of a fixed picture whatever the input: a ring-shaped brain with a hole, and a stray piece."""
+
+    def __init__(self, size: int):
+        super().__init__()
+        rows, cols = np.mgrid[:size, :size]
+        radius = np.hypot(rows - size * 0.6, cols - size / 2)
+        brain = (radius < size * 0.3) & (radius > 2)
+        stray = (rows < 3) & (cols < 3)
+        self.register_buffer("logits", torch.from_numpy(np.where(brain | stray, 4.0, -4.0).astype(np.float32)))
+
+    def forward(self, x):
+        return self.logits.expand(len(x), 1, *self.logits.shape)
+
+
+def test_a_mip_footprint_is_post_processed_to_one_piece_without_holes():
+    projection = Projection(np.zeros((32, 32), np.float32), None, (1.0, 1.0))
+    cleaned = MipPredictor(Blobs(32), Preprocessing("mip", (-100.0, 1900.0), 32)).predict(projection)
+    raw = MipPredictor(Blobs(32), Preprocessing("mip", (-100.0, 1900.0), 32), postprocessing=None).predict(projection)
+    assert raw.network_mask[:3, :3].all() and not raw.network_mask[19, 16]  # the stray piece and the hole
+    assert not cleaned.network_mask[:3, :3].any() and cleaned.network_mask[19, 16]  # gone, and filled
+    assert cleaned.mask[19, 16] and not cleaned.mask[:3, :3].any()  # on the projection's grid too
+    removed = raw.network_mask.astype(bool) & ~cleaned.network_mask.astype(bool)
+    added = cleaned.network_mask.astype(bool) & ~raw.network_mask.astype(bool)
+    assert removed.sum() == 9  # the 3 x 3 stray piece, nothing else
+    assert added.any() and (np.hypot(*(np.argwhere(added) - (19.2, 16)).T) <= 2).all()  # the hole, nothing else
