@@ -42,11 +42,19 @@ class ExtraProjection:
     description: str
     air: float  # its value on a line through air only (padding around the field of view)
     span: float  # network input = (value - air) / span: about 0 to 1 over a head
-    png_step: float  # cached as 16-bit round(value / png_step) + png_offset
+    png_step: float  # resolution: values are kept as 16-bit round(value / png_step) + png_offset
     png_offset: int = 0
 
     def normalize(self, values: np.ndarray) -> np.ndarray:
         return ((np.asarray(values, np.float32) - self.air) / self.span).astype(np.float32)
+
+    def quantize(self, values: np.ndarray) -> np.ndarray:
+        """Values -> their 16-bit cached form."""
+        return np.clip(np.rint(np.asarray(values) / self.png_step) + self.png_offset, 0, 65535).astype(np.uint16)
+
+    def dequantize(self, stored: np.ndarray) -> np.ndarray:
+        """The 16-bit cached form -> values (float32)."""
+        return ((stored.astype(np.float32) - self.png_offset) * np.float32(self.png_step)).astype(np.float32)
 
 
 BONE_HU, TISSUE_HU, MEAN_CLIP_HU = 300.0, (0.0, 100.0), (-1000.0, 2000.0)
@@ -162,7 +170,10 @@ def project_volume(volume: NiftiVolume, extra: tuple[str, ...] = ()) -> tuple[np
     mip, *sums = _reduce_slabs(volume, axis, reduce_slab, combine)
     mip, spacing = _to_display(volume, volume.scale(mip), axis)
     per_voxel = {"mean": 1.0 / volume.shape[axis], "bone_mm": float(volume.spacing[axis]), "tissue_mm": float(volume.spacing[axis])}
-    planes = {name: _to_display(volume, (total * per_voxel[name]).astype(np.float32), axis)[0] for name, total in zip(extra, sums)}
+    planes = {}
+    for name, total in zip(extra, sums):  # at the cache's resolution, so a cached case equals a fresh one
+        kind = EXTRA_PROJECTIONS[name]
+        planes[name] = kind.dequantize(kind.quantize(_to_display(volume, total * per_voxel[name], axis)[0]))
     return mip, planes, spacing
 
 
@@ -234,8 +245,7 @@ class MipCache:
             cached = read_png(self.extra_path(case_id, name))
             if cached is None or cached[1].get("brainseg-key") != key:
                 return None
-            kind = EXTRA_PROJECTIONS[name]
-            planes[name] = ((cached[0].astype(np.float32) - kind.png_offset) * kind.png_step).astype(np.float32)
+            planes[name] = EXTRA_PROJECTIONS[name].dequantize(cached[0])
         hu = pixels.astype(np.float32) - HU_OFFSET
         spacing = tuple(float(s) for s in text["spacing"].split(","))
         return Projection(hu, mask, spacing, json.loads(text.get("warnings", "[]")), planes)
@@ -251,9 +261,7 @@ class MipCache:
         if projection.mask is not None:
             write_png_atomically((projection.mask > 0).astype(np.uint8) * 255, self.mask_path(case_id), text)
         for name in self.extra:
-            kind = EXTRA_PROJECTIONS[name]
-            stored = np.clip(np.rint(projection.extra[name] / kind.png_step) + kind.png_offset, 0, 65535).astype(np.uint16)
-            write_png_atomically(stored, self.extra_path(case_id, name), text)
+            write_png_atomically(EXTRA_PROJECTIONS[name].quantize(projection.extra[name]), self.extra_path(case_id, name), text)
         stored = np.clip(np.rint(projection.image) + HU_OFFSET, 0, 65535).astype(np.uint16)
         write_png_atomically(stored, self.image_path(case_id), text)
 

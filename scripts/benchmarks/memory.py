@@ -112,7 +112,7 @@ def trace(task: str, mode: str, ckpt_path: str, folder: str, output: str, thread
     torch.set_num_threads(threads)
     rss, peaks = [], []
     module = predicting if task == "predict" else evaluating
-    load = module.load_predictors
+    load = predicting.load_predictors  # predict and evaluate both load through brainseg.inference.predict
 
     def load_instrumented(*args, **kwargs):
         predictor = load(*args, **kwargs)
@@ -133,7 +133,7 @@ def trace(task: str, mode: str, ckpt_path: str, folder: str, output: str, thread
         cfg = compose_conf("evaluate", [*overrides, f"data.root={folder}", f"paths.output_dir={output}",
                                         f"data.cache_dir={output}/cache", "data.preprocess_workers=1"])
     start = time.perf_counter()
-    with mock.patch.object(module, "load_predictors", load_instrumented):
+    with mock.patch.object(predicting, "load_predictors", load_instrumented):
         getattr(module, task)(cfg)
     rss.append(rss_mib())
     peaks.append(peak_mib())
