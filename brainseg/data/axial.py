@@ -7,7 +7,9 @@ slices along the axis nearest to S, and each slice is resampled to ``spacing_mm`
 (antialiased bilinear, pixel areas aligned: ``align_corners=False``). Going back, values are
 upsampled to the stored in-plane shape with the same alignment and un-flipped/un-permuted;
 the through-plane grid is never resampled. Gantry tilt (a sheared affine) is kept as it is:
-slices are taken in voxel space.
+slices are taken in voxel space. Flips and transposes commute with the resampling, so volumes
+are read and written in their stored layout and only the coarse slices are reoriented
+(:class:`StoredSlices`): the same result up to float rounding, without a full-resolution copy.
 """
 
 from __future__ import annotations
