@@ -41,6 +41,7 @@ PREDICT_DEFAULTS = {
     "volumes": {
         "slice_step_mm": None,
         "postprocessing": {"largest_component": True, "fill_holes": True, "closing_mm": 0.0},
+        "footprint": True,
         "brain_mip": True,
         "vessel_window": [0, 600],
         "margin_mm": 1.0,

@@ -12,10 +12,13 @@ import nibabel as nib
 import numpy as np
 import pytest
 from omegaconf import OmegaConf
+from PIL import Image
 
 import brainseg
 from brainseg.api import PREDICT_DEFAULTS
 from brainseg.data.baseline import dice
+from brainseg.data.nifti import open_nifti
+from brainseg.data.projection import project_image, project_mask
 from brainseg.errors import ConfigError
 from brainseg.inference.predict import predict
 from brainseg.synthetic import SyntheticConfig, case_seed, generate_case, write_case
@@ -57,6 +60,18 @@ def test_segment_takes_a_nibabel_image_and_predicts_what_the_command_line_writes
     written = nib.load(tmp_path / "head_brainmask.nii.gz")
     np.testing.assert_array_equal(np.asarray(from_image.dataobj), np.asarray(written.dataobj))
     assert (tmp_path / "head_brain_mip.png").is_file()
+
+
+def test_the_3d_model_also_writes_its_masks_footprint_a_mip_mask_on_the_mips_grid(head, tmp_path):
+    image_path, truth_path = head
+    cfg = compose_config([f"input={image_path}", f"output={tmp_path}", "volumes.brain_mip=false"], tmp_path, "predict")
+    assert predict(cfg) == []
+    footprint = np.asarray(Image.open(tmp_path / "head_footprint.png"))
+    written = np.asarray(nib.load(tmp_path / "head_brainmask.nii.gz").dataobj) != 0
+    image = open_nifti(image_path)
+    np.testing.assert_array_equal(footprint, project_mask(written, image) * 255)
+    assert footprint.shape == project_image(image)[0].shape  # the MIP's grid, display orientation
+    assert dice(footprint > 0, project_mask(np.asarray(nib.load(truth_path).dataobj) != 0, image) > 0) > 0.95
 
 
 def test_mip_gives_the_footprint_and_the_projection(head):

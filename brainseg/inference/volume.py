@@ -26,6 +26,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 
 from brainseg.data.axial import (
@@ -40,6 +41,7 @@ from brainseg.data.dicom import DicomSeries, open_image
 from brainseg.data.nifti import NiftiVolume, read_header
 from brainseg.data.normalization import FOREGROUND_HU
 from brainseg.data.preprocessing import Preprocessing
+from brainseg.data.projection import project_mask
 from brainseg.data.transforms import AIR_HU
 from brainseg.errors import BadCaseError
 from brainseg.inference.inputs import InputCase
@@ -125,8 +127,12 @@ class VolumePredictor:
         return self.segment(case.source, options)
 
     def write(self, case: InputCase, result: "VolumeSegmentation", output: Path, options: dict) -> None:
-        """Write ``<case>_brainmask.nii.gz`` and, unless ``brain_mip`` is off, the skull-free vessel views."""
+        """Write ``<case>_brainmask.nii.gz``, unless off ``<case>_footprint.png`` (the mask's union
+        along S: a MIP mask, the better one in docs/generalization.md) and the skull-free vessel views."""
         save_mask(result, mask_path(output, case.case_id))
+        if options.get("footprint", True):
+            footprint = project_mask(np.asarray(result.mask.dataobj) != 0, open_image(case.source))
+            Image.fromarray(footprint * np.uint8(255)).save(output / f"{case.case_id}_footprint.png")
         if options.get("brain_mip", True):
             write_vessel_views(
                 case.case_id, case.source, result.mask, output,

@@ -179,7 +179,8 @@ def findings(rows: list[dict], volume: bool, floor: float = 0.95) -> list[str]:
         better_worst = overall["volume_footprint_dice_worst"] > overall["mip_dice_worst"]
         verdict = {
             (True, True): "For a MIP mask, segment the volume with the 3-D model and project its mask along S (the "
-                          "`footprint` of the 3-D model): it is the better MIP mask.",
+                          "`footprint` of the 3-D model): it is the better MIP mask. `scripts/predict.py` with the 3-D "
+                          "model writes it as `<case>_footprint.png`.",
             (True, False): "The 3-D model's footprint is the better MIP mask on average, the MIP model in the worst case.",
             (False, True): "The MIP model is the better MIP mask on average, the 3-D model's footprint in the worst case.",
             (False, False): "The MIP model is the better MIP mask here.",
