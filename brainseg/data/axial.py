@@ -187,9 +187,12 @@ class StoredSlices:
         """A stored-order array as (stored slice, rows, cols): a view, for writing planes into."""
         return np.moveaxis(array, self.axis, 0).transpose(0, 2, 1)
 
-    def ras_slices(self, first: int, count: int, n: int) -> slice:
-        """The RAS slice indices of stored slices ``first ... first + count - 1`` (reversed if S is flipped)."""
-        return slice(n - first - count, n - first) if self.flipped[self.axis] else slice(first, first + count)
+    def along_s(self, first: int, planes: torch.Tensor, n: int) -> tuple[slice, torch.Tensor]:
+        """Stored slices ``first ...`` -> where they go among the ``n`` RAS slices, and the planes in
+        that order (reversed when S is stored from the vertex down). Its own inverse: RAS -> stored."""
+        if self.flipped[self.axis]:
+            return slice(n - first - len(planes), n - first), planes.flip(0)
+        return slice(first, first + len(planes)), planes
 
     def batches(self, volume: NiftiVolume, batch_slices: int = 32):
         """Yield ``(first stored slice, planes)``, planes a C-contiguous (B, rows, cols) array.
@@ -222,8 +225,8 @@ def read_axial_hu(volume: NiftiVolume, grid: AxialGrid) -> torch.Tensor:
         if planes.dtype.kind == "f" and not np.isfinite(planes).all():
             raise BadCaseError(volume.path, "contains NaN or Inf voxels")
         coarse = resample_slices(torch.from_numpy(np.array(planes, dtype=np.float32)), target)
-        hu = layout.to_ras(torch.from_numpy(volume.scale(coarse.numpy())))
-        out[layout.ras_slices(first, len(hu), grid.n_slices)] = hu.flip(0) if layout.flipped[layout.axis] else hu
+        where, hu = layout.along_s(first, layout.to_ras(torch.from_numpy(volume.scale(coarse.numpy()))), grid.n_slices)
+        out[where] = hu
     return out
 
 
@@ -235,8 +238,8 @@ def write_axial(stack: torch.Tensor, grid: AxialGrid, out: np.ndarray, threshold
     target, view, n = layout.plane_shape(grid.shape[:2]), layout.view(out), grid.n_slices
     for z0 in range(0, n, batch_slices):
         planes = resample_slices(layout.from_ras(stack[z0 : z0 + batch_slices]), target)
-        planes = planes > threshold if threshold is not None else planes
-        view[layout.ras_slices(z0, len(planes), n)] = (planes.flip(0) if layout.flipped[layout.axis] else planes).numpy()
+        where, planes = layout.along_s(z0, planes > threshold if threshold is not None else planes, n)
+        view[where] = planes.numpy()
 
 
 def resample_mask(mask: np.ndarray, grid: AxialGrid, batch_slices: int = 32) -> np.ndarray:

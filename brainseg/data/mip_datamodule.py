@@ -84,10 +84,10 @@ class MipDataModule(BrainDataModule):
             raise ValueError(f"data.image_size must be at least 8, got {image_size}")
         self.image_size = int(image_size)
         self.extra_projections = check_extra_projections(extra_projections)
-        self.in_channels = 1 + len(self.extra_projections)
-        if in_channels is not None and int(in_channels) != self.in_channels:
+        channels = 1 + len(self.extra_projections)
+        if in_channels is not None and int(in_channels) != channels:
             raise ValueError(f"data.in_channels is {in_channels}, but the MIP and data.extra_projections "
-                             f"{list(self.extra_projections)} make {self.in_channels} channels")
+                             f"{list(self.extra_projections)} make {channels} channels")
 
     def representation(self) -> MipRepresentation:
         return MipRepresentation(self.extra_projections)

@@ -37,13 +37,31 @@ HU_OFFSET = 32768  # 16-bit MIP PNGs hold HU + 32768
 
 @dataclass(frozen=True)
 class ExtraProjection:
-    """A projection along S besides the MIP: what it measures, and how it becomes network input."""
+    """A projection along S besides the MIP: what each line adds up, and how it becomes network input.
+
+    A line's value is its voxels' HU clipped to ``hu_range`` and averaged (``average``), or the
+    millimetres of it inside ``hu_range``.
+    """
 
     description: str
+    hu_range: tuple[float, float]
+    average: bool
     air: float  # its value on a line through air only (padding around the field of view)
     span: float  # network input = (value - air) / span: about 0 to 1 over a head
     png_step: float  # resolution: values are kept as 16-bit round(value / png_step) + png_offset
     png_offset: int = 0
+
+    def line_sums(self, hu: np.ndarray, axis: int) -> np.ndarray:
+        """Per line along ``axis`` of a slab in HU: the sum of clipped HU, or the count of voxels in range."""
+        low, high = self.hu_range
+        if self.average:
+            return np.clip(hu, low, high).sum(axis=axis, dtype=np.float64)
+        inside = hu >= low if high == np.inf else (hu >= low) & (hu <= high)
+        return inside.sum(axis=axis, dtype=np.int32)
+
+    def per_voxel(self, slice_mm: float, n_slices: int) -> float:
+        """What one voxel of the summed lines is worth: 1 / n for an average, its length in mm otherwise."""
+        return 1.0 / n_slices if self.average else slice_mm
 
     def normalize(self, values: np.ndarray) -> np.ndarray:
         return ((np.asarray(values, np.float32) - self.air) / self.span).astype(np.float32)
@@ -57,11 +75,13 @@ class ExtraProjection:
         return ((stored.astype(np.float32) - self.png_offset) * np.float32(self.png_step)).astype(np.float32)
 
 
-BONE_HU, TISSUE_HU, MEAN_CLIP_HU = 300.0, (0.0, 100.0), (-1000.0, 2000.0)
 EXTRA_PROJECTIONS = {
-    "mean": ExtraProjection("average HU along the line, each voxel clipped to [-1000, 2000]", MEAN_CLIP_HU[0], 2000.0, 1.0, HU_OFFSET),
-    "bone_mm": ExtraProjection(f"millimetres of bone (>= {BONE_HU:g} HU) along the line", 0.0, 100.0, 0.1),
-    "tissue_mm": ExtraProjection(f"millimetres of soft tissue ({TISSUE_HU[0]:g} to {TISSUE_HU[1]:g} HU) along the line", 0.0, 200.0, 0.1),
+    "mean": ExtraProjection("average HU along the line, each voxel clipped to [-1000, 2000]", (-1000.0, 2000.0), True,
+                            air=-1000.0, span=2000.0, png_step=1.0, png_offset=HU_OFFSET),
+    "bone_mm": ExtraProjection("millimetres of bone (>= 300 HU) along the line", (300.0, np.inf), False,
+                               air=0.0, span=100.0, png_step=0.1),
+    "tissue_mm": ExtraProjection("millimetres of soft tissue (0 to 100 HU) along the line", (0.0, 100.0), False,
+                                 air=0.0, span=200.0, png_step=0.1),
 }
 
 
@@ -158,22 +178,17 @@ def project_volume(volume: NiftiVolume, extra: tuple[str, ...] = ()) -> tuple[np
         parts = [slab.max(axis=ax) if take_max else slab.min(axis=ax)]
         if extra:
             hu = volume.scale(slab)
-            reductions = {
-                "mean": lambda: np.clip(hu, *MEAN_CLIP_HU).sum(axis=ax, dtype=np.float64),
-                "bone_mm": lambda: (hu >= BONE_HU).sum(axis=ax, dtype=np.int32),
-                "tissue_mm": lambda: ((hu >= TISSUE_HU[0]) & (hu <= TISSUE_HU[1])).sum(axis=ax, dtype=np.int32),
-            }
-            parts += [reductions[name]() for name in extra]
+            parts += [EXTRA_PROJECTIONS[name].line_sums(hu, ax) for name in extra]
         return parts
 
     combine = [np.maximum if take_max else np.minimum] + [np.add] * len(extra)
     mip, *sums = _reduce_slabs(volume, axis, reduce_slab, combine)
     mip, spacing = _to_display(volume, volume.scale(mip), axis)
-    per_voxel = {"mean": 1.0 / volume.shape[axis], "bone_mm": float(volume.spacing[axis]), "tissue_mm": float(volume.spacing[axis])}
     planes = {}
     for name, total in zip(extra, sums):  # at the cache's resolution, so a cached case equals a fresh one
         kind = EXTRA_PROJECTIONS[name]
-        planes[name] = kind.dequantize(kind.quantize(_to_display(volume, total * per_voxel[name], axis)[0]))
+        line = total * kind.per_voxel(float(volume.spacing[axis]), volume.shape[axis])
+        planes[name] = kind.dequantize(kind.quantize(_to_display(volume, line, axis)[0]))
     return mip, planes, spacing
 
 

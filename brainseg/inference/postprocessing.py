@@ -18,8 +18,6 @@ from scipy import ndimage
 
 from brainseg.inference.plausibility import voxel_ml
 
-FULL_CONNECTIVITY = np.ones((3, 3, 3), bool)  # 26-connected voxels in 3-D (8-connected pixels in 2-D)
-
 
 @dataclass(frozen=True)
 class PostProcessing:
@@ -62,7 +60,7 @@ def postprocess(
     and its one-voxel rim keep their values, so thresholding after upsampling still follows
     the soft edge.
     """
-    connectivity = FULL_CONNECTIVITY[(1,) * (3 - probabilities.ndim)] if probabilities.ndim < 3 else FULL_CONNECTIVITY
+    connectivity = np.ones((3,) * probabilities.ndim, bool)  # full: 26-connected voxels in 3-D, 8-connected pixels in 2-D
     brain = probabilities > threshold
     removed = 0.0
     keep = brain
