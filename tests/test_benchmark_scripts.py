@@ -4,6 +4,7 @@ nothing else (no Hydra run folder or log file)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -117,3 +118,38 @@ def test_benchmark_volumes_accuracy_scores_every_orientation(slice_checkpoint, t
     assert set(result["per_orientation"]) == {"LPS", "LPI", "RAS", "RAI", "LAS", "RPI", "PLS"}
     assert len(result["cases"]) == 7 and isinstance(result["target_met"], bool)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["accuracy.json", "heldout"]
+
+
+def _ellipsoid_brain(tmp_path: Path, semi=(70.0, 90.0, 60.0)) -> tuple[Path, Path]:
+    """Gray and white matter maps (0-255, as nilearn ships them) of an ellipsoidal brain, 2 mm voxels, RAS."""
+    import nibabel as nib
+    import numpy as np
+
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    affine[:3, 3] = -100.0
+    x, y, z = np.meshgrid(*[np.arange(100) * 2.0 - 100.0] * 3, indexing="ij")
+    r = np.sqrt((x / semi[0]) ** 2 + (y / semi[1]) ** 2 + (z / semi[2]) ** 2)
+    paths = tmp_path / "gm.nii.gz", tmp_path / "wm.nii.gz"
+    for path, tissue in zip(paths, ((r <= 1) & (r > 0.85), r <= 0.85)):
+        nib.save(nib.Nifti1Image((tissue * 255).astype(np.uint8), affine), path)
+    return paths
+
+
+def test_atlas_measure_compares_a_brain_with_the_synthetic_one_in_proportions(tmp_path):
+    gray, white = _ellipsoid_brain(tmp_path)
+    completed = run_script("measure_atlas", f"gray_matter={gray}", f"white_matter={white}", cwd=tmp_path)
+    rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ")[1:] for line in completed.stdout.splitlines()[2:]}
+    assert float(rows["length_mm"][0]) == pytest.approx(180, abs=3)  # the ellipsoid's 2 x 90 mm
+    assert float(rows["width / length"][0]) == pytest.approx(140 / 180, abs=0.02)
+    # The generator's brain, measured the same way: the outline of a real one, but lower (docs/synthetic_data.md).
+    assert float(rows["width / length"][1]) == pytest.approx(0.80, abs=0.02)
+    assert float(rows["height to cerebellum (posterior fossa) / length"][1]) == pytest.approx(0.68, abs=0.02)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gm.nii.gz", "wm.nii.gz"]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("nilearn") is not None, reason="nilearn is installed: the atlas is found")
+def test_atlas_measure_says_where_the_atlas_comes_from_when_it_has_none(tmp_path):
+    completed = run_script("measure_atlas", "gray_matter=null", f"white_matter={tmp_path}/missing.nii.gz", cwd=tmp_path,
+                           expect_ok=False)
+    assert completed.returncode != 0
+    assert "nilearn" in completed.stderr.strip().splitlines()[-1]

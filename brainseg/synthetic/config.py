@@ -54,6 +54,11 @@ class SyntheticConfig:
 
     # --- anatomy -----------------------------------------------------------------------
     head_scale: Range = (0.9, 1.08)
+    # Vertical stretch of the head on top of head_scale: 1 is the analytic anatomy, whose brain is
+    # lower than a real one. Measured from the vertex to the posterior and middle fossae, as a
+    # fraction of the brain's length, the MNI152 2009 brain is 1.18-1.20x as tall
+    # (scripts/measure_atlas.py, docs/synthetic_data.md).
+    head_height_ratio: Range = (1.0, 1.0)
     skull_thickness_mm: Range = (4.5, 8.0)
     atrophy: Range = (0.0, 1.0)  # 0: young brain, 1: wide sulci and large ventricles
     vessel_tortuosity: Range = (0.0, 1.0)
@@ -125,6 +130,7 @@ class SyntheticConfig:
             gantry_tilt_prob=0.4,
             gantry_tilt_deg=25.0,
             head_scale=(0.8, 1.15),
+            head_height_ratio=(1.0, 1.3),
             skull_thickness_mm=(3.5, 10.0),
             arterial_hu=(100.0, 600.0),
             venous_fraction=(0.1, 1.0),

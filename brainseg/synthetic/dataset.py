@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -13,6 +15,26 @@ from .config import SyntheticConfig, SyntheticMixture
 from .generate import SyntheticCase, generate_case
 
 IMAGE_DIR, MASK_DIR = "CTA images", "brain masks"
+# Bump when a seed's case changes (2: taller heads in the wide presets): a dataset folder made by
+# another version is made again, not trained on as if it were today's.
+GENERATOR_VERSION = 2
+STAMP = "generator.json"
+log = logging.getLogger(__name__)
+
+
+def made_by_this_generator(root: Path) -> bool:
+    """Whether ``root``'s cases came from this :data:`GENERATOR_VERSION` (an empty folder did)."""
+    root = Path(root)
+    stamp = root / STAMP
+    if stamp.is_file():
+        return json.loads(stamp.read_text()).get("version") == GENERATOR_VERSION
+    return not (root / IMAGE_DIR).is_dir()
+
+
+def stamp_generator(root: Path) -> None:
+    """Record that ``root``'s cases are this generator's."""
+    Path(root).mkdir(parents=True, exist_ok=True)
+    (Path(root) / STAMP).write_text(json.dumps({"version": GENERATOR_VERSION}) + "\n")
 
 
 def case_paths(root: Path, case_id: str) -> tuple[Path, Path]:
@@ -74,12 +96,17 @@ def synthesize_dataset(
 ) -> list[str]:
     """Generate cases ``synth_0000`` ... ``synth_<n-1>`` under ``root``; returns their ids.
 
-    Cases whose image and mask both exist are skipped, so an interrupted run can resume.
+    Cases whose image and mask both exist are skipped, so an interrupted run can resume; all are
+    made again if an older generator made the folder (:func:`made_by_this_generator`).
     """
     config = config or SyntheticConfig()
     root = Path(root)
     ids = [f"synth_{i:04d}" for i in range(n)]
-    todo = [(root, cid, case_seed(seed, i), config) for i, cid in enumerate(ids) if not all(p.exists() for p in case_paths(root, cid))]
+    current = made_by_this_generator(root)
+    if not current:
+        log.warning("%s was made by an older synthetic generator: making its cases again", root)
+    todo = [(root, cid, case_seed(seed, i), config) for i, cid in enumerate(ids)
+            if not current or not all(p.exists() for p in case_paths(root, cid))]
     workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
     bar = None
     if progress:
@@ -96,4 +123,5 @@ def synthesize_dataset(
                 bar and bar.update()
     if bar is not None:
         bar.close()
+    stamp_generator(root)
     return ids

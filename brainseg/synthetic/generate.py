@@ -98,7 +98,7 @@ def _streams(seed: int) -> dict[str, np.random.Generator]:
 
     Switching a phenomenon on or off changes neither the rest of the case nor the others.
     """
-    names = ("phase", "kernel", "motion", "beam_hardening", "surgery")
+    names = ("phase", "kernel", "motion", "beam_hardening", "surgery", "proportions")
     return {name: np.random.default_rng([seed, PHENOMENA_STREAM, n]) for n, name in enumerate(names)}
 
 
@@ -128,6 +128,8 @@ def generate_case(seed: int, config: SyntheticConfig | SyntheticMixture = Synthe
     rng = np.random.default_rng(seed)
     streams = _streams(seed)
     size = float(rng.uniform(*config.head_scale)) * rng.uniform(0.95, 1.05, 3)  # head size and proportions
+    height_ratio = float(streams["proportions"].uniform(*config.head_height_ratio))  # its own stream: other draws stay
+    size[2] *= height_ratio
     acq = sample_acquisition(rng, config, float(size[2]))
     anatomy_to_head = np.diag([*size, 1.0])
     anatomy_to_world = acq.head_to_world @ anatomy_to_head
@@ -160,7 +162,7 @@ def generate_case(seed: int, config: SyntheticConfig | SyntheticMixture = Synthe
     mask_s, _ = to_storage(mask.transpose(2, 1, 0), acq.affine, acq.storage_axcodes)
     labels_s = to_storage(labels.transpose(2, 1, 0), acq.affine, acq.storage_axcodes)[0] if labels is not None else None
     meta = _meta(acq, imaging, extra["pathology"], seed)
-    meta.update(head_size=tuple(round(float(v), 4) for v in size), skull_base_band_hu=round(band_hu, 2),
+    meta.update(head_size=tuple(round(float(v), 4) for v in size), head_height_ratio=round(height_ratio, 4), skull_base_band_hu=round(band_hu, 2),
                 dental_metal=len(metal) > 0, skull_defects=extra["skull_defects"], **phenomena.meta(imaging))
     return SyntheticCase(
         image=image_s,

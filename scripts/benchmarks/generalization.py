@@ -4,7 +4,7 @@ About a hundred cases are drawn from a wide randomization (``SyntheticConfig.wid
 default) with a seed no training uses; each case's acquisition and anatomy are recorded. The
 MIP model and, when given, the 3-D model score every case as ``scripts/evaluate.py`` does.
 The rows group the cases by one property at a time (field of view, slice spacing, pixel size,
-storage orientation, tilt, contrast phase, kernel, noise, head size, pathology, metal, skull
+storage orientation, tilt, contrast phase, kernel, noise, head size and height, pathology, metal, skull
 defect, motion, beam hardening);
 the columns are the MIP model's Dice, the 3-D model's Dice and HD95, the 3-D model's Dice on
 each third of the brain from the skull base up, and the Dice of the 3-D mask's footprint (its
@@ -33,6 +33,7 @@ from brainseg.synthetic import (
     generate_case,
     write_case,
 )
+from brainseg.synthetic.dataset import made_by_this_generator, stamp_generator
 
 # (row group, the property of a case's record that puts it in a row, or a list of rows); None leaves
 # a case out of the group.
@@ -46,6 +47,7 @@ GROUPS = {
     "reconstruction kernel": lambda m: m.get("kernel", "soft"),
     "noise": lambda m: _bin(m["noise_hu"], (8.0, 16.0, 25.0), "HU"),
     "head size": lambda m: None if "head_size" not in m else _bin(float(np.mean(m["head_size"])), (0.9, 1.0, 1.08), "x"),
+    "head height / length": lambda m: None if "head_height_ratio" not in m else _bin(m["head_height_ratio"], (1.08, 1.16), "x"),
     "pathology": lambda m: sorted(k for k, v in (m.get("pathology") or {}).items() if v) or "none",  # a row per kind
     "metal": lambda m: None if "dental_metal" not in m else ("dental metal" if m["dental_metal"] else "none"),
     "skull defect": lambda m: ", ".join(sorted({d["kind"] for d in m.get("skull_defects") or []})) or "none",
@@ -75,15 +77,16 @@ def _make_case(arguments: tuple[Path, str, int, SyntheticConfig]) -> tuple[str, 
 
 def make_cases(root: Path, n: int, seed: int, config: SyntheticConfig, workers: int | None = None) -> dict[str, dict]:
     """Generate ``n`` cases into ``root`` (dataset layout) with their records in ``cases.json``;
-    cases already there are kept, with their records."""
-    root.mkdir(parents=True, exist_ok=True)
+    cases already there are kept, with their records, unless an older generator made them."""
     records_path = root / "cases.json"
-    records = json.loads(records_path.read_text()) if records_path.is_file() else {}
+    current = made_by_this_generator(root)
+    records = json.loads(records_path.read_text()) if records_path.is_file() and current else {}
     todo = [(root, f"synth_{i:04d}", case_seed(seed, i), config) for i in range(n)]
     todo = [t for t in todo if t[1] not in records or not all(p.exists() for p in case_paths(root, t[1]))]
     with ProcessPoolExecutor(max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))) as pool:
         for case_id, meta in pool.map(_make_case, todo):
             records[case_id] = meta
+    stamp_generator(root)
     records_path.write_text(json.dumps(records, indent=1, default=float) + "\n")
     return {f"synth_{i:04d}": records[f"synth_{i:04d}"] for i in range(n)}
 

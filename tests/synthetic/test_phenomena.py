@@ -314,3 +314,31 @@ def test_beam_hardening_darkens_the_skull_base_and_nothing_above_it():
     brain_slices = np.flatnonzero(mask.any(axis=(0, 1)))
     assert changed.size and changed.max() < brain_slices[0] + 0.5 * len(brain_slices)  # the lower half only
     assert diff[mask].min() < -20
+
+
+# --- head proportions -------------------------------------------------------------------
+
+
+def _brain_extent_mm(case) -> np.ndarray:
+    """Extent of the brain mask along R, A, S in world mm."""
+    points = nib.affines.apply_affine(case.affine, np.argwhere(case.mask))
+    return np.ptp(points, axis=0)
+
+
+def test_taller_heads_stretch_the_brain_along_s_only_and_are_drawn_from_their_own_stream():
+    plain = replace(QUIET, rotation_deg=(0.0, 0.0, 0.0), gantry_tilt_prob=0.0)
+    short = generate_case(5, plain)
+    tall = generate_case(5, replace(plain, head_height_ratio=(1.25, 1.25)))
+    assert short.meta["head_height_ratio"] == 1.0 and tall.meta["head_height_ratio"] == 1.25
+    assert tall.meta["head_size"][:2] == short.meta["head_size"][:2]  # the other draws are the same
+    assert tall.meta["head_size"][2] == pytest.approx(1.25 * short.meta["head_size"][2], rel=1e-3)
+    ratio = _brain_extent_mm(tall) / _brain_extent_mm(short)
+    assert ratio[2] == pytest.approx(1.25, abs=0.06)  # 3 mm slices
+    assert ratio[:2] == pytest.approx([1.0, 1.0], abs=0.03)
+
+
+def test_wide_heads_reach_the_proportions_of_a_real_brain_and_default_heads_keep_theirs():
+    assert SyntheticConfig().head_height_ratio == (1.0, 1.0)  # the default preset's cases are unchanged
+    low, high = SyntheticConfig.wide().head_height_ratio
+    assert low <= 1.0 and high >= 1.2  # the MNI152 brain is 1.18-1.20x as tall (docs/synthetic_data.md)
+    assert SyntheticConfig.varied().head_height_ratio == (low, high)

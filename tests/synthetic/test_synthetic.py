@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import time
 from dataclasses import replace
 
 import nibabel as nib
@@ -18,6 +20,7 @@ from brainseg.synthetic import (
     synthesize_dataset,
     write_case,
 )
+from brainseg.synthetic.dataset import GENERATOR_VERSION
 from brainseg.synthetic.physics import Imaging, Renderer
 from brainseg.synthetic.tiles import TiledShape
 from brainseg.synthetic.voxels import assign, member
@@ -144,6 +147,19 @@ def test_dataset_is_deterministic_per_case_and_resumes(tmp_path):
     expected = generate_case(case_seed(3, 2), config)
     assert np.array_equal(np.asarray(third.dataobj.get_unscaled()), expected.image)
     assert case_seed(3, 2) != case_seed(4, 2)
+
+
+def test_a_dataset_made_by_an_older_generator_is_made_again(tmp_path):
+    config = replace(SyntheticConfig(), shape_in_plane=(96, 96), slice_count=(30, 40))
+    synthesize_dataset(tmp_path, 1, seed=3, config=config, workers=1, progress=False)
+    assert json.loads((tmp_path / "generator.json").read_text()) == {"version": GENERATOR_VERSION}
+    image = tmp_path / "CTA images" / "synth_0000.nii.gz"
+    made = image.stat().st_mtime_ns
+    (tmp_path / "generator.json").unlink()  # a folder from before the stamp: made by an older generator
+    time.sleep(0.01)
+    synthesize_dataset(tmp_path, 1, seed=3, config=config, workers=1, progress=False)
+    assert image.stat().st_mtime_ns != made
+    assert (tmp_path / "generator.json").is_file()
 
 
 def test_presets_widen_the_ranges():
