@@ -32,6 +32,7 @@ def check_config(cfg: DictConfig) -> None:
             raise ConfigError(
                 f"data.{key}={size} is not divisible by {divisor}, which {cfg.model.net._target_.rsplit('.', 1)[-1]} "
                 f"needs with model.net.channels={list(cfg.model.net.channels)}"
+                + (f" and top_stride={cfg.model.net.top_stride}" if "top_stride" in cfg.model.net else "")
             )
     if data.get("batch_size") is not None and data.batch_size < 1:
         raise ConfigError(f"data.batch_size must be >= 1, got {data.batch_size}")
@@ -51,14 +52,16 @@ def check_config(cfg: DictConfig) -> None:
 
 def input_divisor(net: DictConfig) -> int | None:
     """What the configured network needs the input side to be a multiple of, if it says
-    (brainseg's networks do, through ``input_divisor(channels)``; others are not checked)."""
+    (brainseg's networks do, through ``input_divisor(channels[, top_stride])``; others are not checked)."""
     if "channels" not in net or "_target_" not in net:
         return None
     try:
         rule = getattr(get_class(net._target_), "input_divisor", None)
     except Exception:  # noqa: BLE001 - an unknown class fails at instantiation, with Hydra's message
         return None
-    return int(rule(list(net.channels))) if rule else None
+    if not rule:
+        return None
+    return int(rule(list(net.channels), int(net.top_stride))) if "top_stride" in net else int(rule(list(net.channels)))
 
 
 def instantiate_keyed(group: DictConfig | None) -> list:

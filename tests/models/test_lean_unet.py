@@ -20,6 +20,28 @@ def test_output_has_the_input_size_and_is_unbounded_logits(channels, size):
     assert out.min() < 0 < 1 < out.max()  # logits, not probabilities
 
 
+@pytest.mark.parametrize("channels, size", [((4, 8), (16, 24)), ((4, 8, 16, 32), (64, 96))])
+def test_a_top_stride_of_4_works_at_a_quarter_of_the_side_and_gives_logits_of_the_input_size(channels, size):
+    net = LeanUNet(in_channels=4, channels=channels, top_stride=4)
+    assert net.size_divisor == 4 * 2 ** (len(channels) - 1) == LeanUNet.input_divisor(channels, 4)
+    features = []
+    net.encoders[0].register_forward_hook(lambda module, inputs, output: features.append(output.shape))
+    assert net(torch.randn(2, 4, *size)).shape == (2, 1, *size)
+    assert tuple(features[0][-2:]) == (size[0] // 4, size[1] // 4)
+    assert LeanUNet(**net.config).config["top_stride"] == 4  # the checkpoint's record rebuilds it
+    with pytest.raises(ValueError, match="top_stride must be 2 or 4"):
+        LeanUNet(top_stride=8)
+
+
+def test_each_output_pixel_of_a_4x4_block_has_its_own_logit():
+    """The sub-pixel head: a boundary inside a block can be drawn, not only block by block."""
+    net = LeanUNet(channels=(4, 8), top_stride=4, norm="none").eval()
+    image = torch.zeros(1, 1, 16, 16)
+    image[..., :, 6:] = 1.0  # an edge inside the second column of blocks
+    out = net(image)
+    assert not torch.allclose(out[..., 5], out[..., 6])
+
+
 def test_slice_stacks_with_three_channels_and_several_outputs():
     net = LeanUNet(in_channels=3, out_channels=2, channels=(8, 16, 32, 64))
     assert net(torch.randn(2, 3, 64, 32)).shape == (2, 2, 64, 32)

@@ -73,6 +73,12 @@ def test_invalid_values_are_refused_before_training(tmp_path, override, message)
         check_config(compose_config([override], tmp_path))
 
 
+def test_a_top_stride_of_4_needs_an_input_side_divisible_by_twice_as_much(tmp_path):
+    check_config(compose_config(["model.net.top_stride=4"], tmp_path))  # 128 px: divisible by 32
+    with pytest.raises(ConfigError, match="not divisible by 32.*top_stride=4"):
+        check_config(compose_config(["model.net.top_stride=4", "data.image_size=112"], tmp_path))
+
+
 def test_the_default_config_reads_as_documented(tmp_path):
     cfg = compose_config([], tmp_path)
     assert cfg.data._target_ == "brainseg.data.mip_datamodule.MipDataModule" and cfg.data.root is None
