@@ -67,6 +67,8 @@ class Augmentation:
         fov_crop: maximum fraction of the image cut off along one border (drawn side), with
             probability ``fov_crop_prob``.
         fov_crop_prob: probability of a field-of-view cut.
+        fov_crop_sides: up to this many borders are cut (1-4, drawn), each by up to ``fov_crop``:
+            2 makes corners, as when a small reconstruction field holds a quarter of the head.
         blur_sigma: maximum Gaussian blur, pixels (drawn uniformly up to it), with probability
             ``resolution_prob``.
         low_resolution: maximum downsampling factor minus 1 (0.5: down to 1/1.5 of the matrix and
@@ -85,6 +87,7 @@ class Augmentation:
     translate: float = 0.05
     fov_crop: float = 0.0
     fov_crop_prob: float = 0.0
+    fov_crop_sides: int = 1
     blur_sigma: float = 0.0
     low_resolution: float = 0.0
     resolution_prob: float = 0.0
@@ -121,16 +124,18 @@ class Augmentation:
     def _field_of_view(self, image, mask, air, draw: "_Draw"):
         if not (self.fov_crop and draw.chance(self.fov_crop_prob)):
             return image, mask
-        side = min(3, int(draw.uniform_between(0, 4)))  # top, bottom, left, right
-        length = image.shape[-2] if side < 2 else image.shape[-1]
-        cut = int(round(draw.uniform_between(0.0, self.fov_crop) * length))
-        if cut == 0:
-            return image, mask
-        band = slice(0, cut) if side % 2 == 0 else slice(length - cut, None)
-        rows, cols = (band, slice(None)) if side < 2 else (slice(None), band)
+        sides = 1 if self.fov_crop_sides <= 1 else 1 + min(self.fov_crop_sides - 1, int(draw.uniform_between(0, self.fov_crop_sides)))
         image, mask = image.clone(), mask.clone()
-        image[..., rows, cols] = air
-        mask[..., rows, cols] = 0
+        for _ in range(min(sides, 4)):  # a side drawn twice is cut twice: by the larger band
+            side = min(3, int(draw.uniform_between(0, 4)))  # top, bottom, left, right
+            length = image.shape[-2] if side < 2 else image.shape[-1]
+            cut = int(round(draw.uniform_between(0.0, self.fov_crop) * length))
+            if cut == 0:
+                continue
+            band = slice(0, cut) if side % 2 == 0 else slice(length - cut, None)
+            rows, cols = (band, slice(None)) if side < 2 else (slice(None), band)
+            image[..., rows, cols] = air
+            mask[..., rows, cols] = 0
         return image, mask
 
     def _resolution(self, image, draw: "_Draw"):

@@ -41,6 +41,7 @@ TRANSFORMS = {
     "zoom": dict(OFF, scale=0.3),
     "shift": dict(OFF, translate=0.2),
     "field of view": dict(OFF, fov_crop=0.4, fov_crop_prob=1.0),
+    "field-of-view corners": dict(OFF, fov_crop=0.5, fov_crop_prob=1.0, fov_crop_sides=2),
     "everything": dict(flip_lr=0.5, rotate_deg=40, scale=0.3, translate=0.2, fov_crop=0.4, fov_crop_prob=0.5,
                        blur_sigma=1.5, low_resolution=0.5, resolution_prob=1.0, intensity_scale=0.2,
                        intensity_shift=0.1, gamma=0.4, noise_std=0.02),
@@ -89,6 +90,25 @@ def test_a_field_of_view_cut_removes_image_and_mask_along_one_border():
     assert torch.all(out_image[cut] == 0.0)  # air
     rows, cols = torch.nonzero(cut[0], as_tuple=True)
     assert rows.unique().numel() == 40 or cols.unique().numel() == 40  # a whole band along one side
+
+
+def test_field_of_view_cuts_on_two_sides_make_corners_and_one_side_draws_as_before():
+    mask, image = torch.ones(1, 40, 40), torch.full((1, 40, 40), 0.5)
+    image[0, 20, 20] = 0.0  # air
+    corners = 0
+    for seed in range(40):
+        out_image, out_mask = Augmentation(**dict(OFF, fov_crop=0.5, fov_crop_prob=1.0, fov_crop_sides=2))(
+            image, mask, torch.Generator().manual_seed(seed))
+        cut = out_mask[0] == 0
+        assert torch.all(out_image[0][cut] == 0.0) and cut.float().mean() <= 0.75 + 0.05  # two bands at most
+        full_rows, full_cols = cut.all(dim=1).any().item(), cut.all(dim=0).any().item()
+        corners += full_rows and full_cols  # a horizontal and a vertical band: a corner is left
+    assert 5 < corners < 40
+    one = dict(OFF, fov_crop=0.25, fov_crop_prob=1.0)
+    for seed in range(5):  # fov_crop_sides=1 draws exactly what the one-border cut always drew
+        a = Augmentation(**one)(image, mask, torch.Generator().manual_seed(seed))
+        b = Augmentation(**one, fov_crop_sides=1)(image, mask, torch.Generator().manual_seed(seed))
+        assert torch.equal(a[1], b[1])
 
 
 def test_intensity_changes_leave_the_mask_alone_and_gamma_keeps_the_range():
