@@ -1,9 +1,9 @@
 """LightningModule: the U-Net with its loss, torchmetrics Dice and IoU, and its optimizer.
 
 Probabilities are the sigmoid of the logits, applied once (the losses do it internally);
-``threshold`` applies to probabilities. The metrics receive thresholded INTEGER masks: given a
-float (N, 1, H, W) probability map, torchmetrics' ``DiceScore`` would take an argmax over the
-single channel, see all zeros and read 0 forever.
+``threshold`` applies to probabilities. The metrics receive thresholded INTEGER masks
+(N, 1, H, W): given a float probability map with ``input_format="mixed"``, torchmetrics'
+``DiceScore`` would take an argmax over the single channel, see all zeros and read 0 forever.
 
 A checkpoint also holds what a run killed mid-epoch needs to end as if it had not been: the
 running sums of the epoch's training metrics and torch's global random state (dropout draws
@@ -34,11 +34,17 @@ def check_binary_target(target: torch.Tensor) -> None:
 
 def make_metrics() -> nn.ModuleDict:
     """Per-image Dice and IoU of the brain class; an image whose mask and prediction are both
-    empty is left out of the mean (torchmetrics' NaN handling), rather than scored 0 or 1."""
+    empty is left out of the mean (torchmetrics' NaN handling), rather than scored 0 or 1.
+
+    They take integer masks shaped (N, 1, H, W): the brain class as its own one-hot channel.
+    Scores are those of ``num_classes=2, include_background=False`` on index masks (a test
+    compares them), at a seventh of the cost per batch: no one-hot expansion of every pixel.
+    """
+    options = {"num_classes": 1, "include_background": True, "input_format": "one-hot"}
     with warnings.catch_warnings():  # torchmetrics warns about the default average even when it is set
         warnings.filterwarnings("ignore", message=".*DiceScore metric currently defaults.*")
-        dice = DiceScore(num_classes=2, include_background=False, input_format="index", average="micro")
-    return nn.ModuleDict({"dice": dice, "iou": MeanIoU(num_classes=2, include_background=False, input_format="index")})
+        dice = DiceScore(average="micro", **options)
+    return nn.ModuleDict({"dice": dice, "iou": MeanIoU(**options)})
 
 
 class CaseDice(Metric):
@@ -126,7 +132,7 @@ class SegmentationModule(pl.LightningModule):
             # (the torchmetrics below sync themselves); a no-op in a single process.
             self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=True, batch_size=size, sync_dist=True)
         for name, metric in metrics.items():
-            metric(prediction, truth)
+            metric(prediction.unsqueeze(1), truth.unsqueeze(1))
             self.log(f"{stage}/{name}", metric, on_step=False, on_epoch=True, prog_bar=name == "dice", batch_size=size)
         if stage in self.case_dice and "case" in batch:
             self.case_dice[stage](prediction, truth, batch["case"])

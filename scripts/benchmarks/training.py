@@ -48,6 +48,7 @@ CANDIDATES = {
     "lean residual fp32": ["model.net.num_res_units=1"],
     "lean wide fp32": ["model.net.channels=[16,32,64,128]"],
     "lean 3 levels fp32": ["model.net.channels=[8,16,32]"],
+    "lean top_stride 4 fp32": ["model.net.top_stride=4"],  # the top level at a quarter of the side
 }
 # The default run as a user runs it, with a CSV logger instead of TensorBoard and no progress bar.
 UNLOGGED = ["logger=csv", "callbacks.progress_bar=null", "+trainer.enable_progress_bar=false", "+trainer.enable_model_summary=false"]

@@ -4,7 +4,7 @@ import functools
 
 import pytest
 import torch
-from torchmetrics.segmentation import DiceScore
+from torchmetrics.segmentation import DiceScore, MeanIoU
 
 from brainseg.models import SegmentationModule, UNet
 from brainseg.models.losses import DiceLoss
@@ -36,7 +36,25 @@ def test_dice_metric_scores_integer_masks():
     prediction = truth.clone()
     prediction[1, 2:6, 2:4] = 0  # second image: 8 of 16 pixels found -> Dice 2*8/(8+16) = 2/3
     dice = make_metrics()["dice"]
-    assert dice(prediction, truth).item() == pytest.approx((1 + 2 / 3) / 2)
+    assert dice(prediction[:, None], truth[:, None]).item() == pytest.approx((1 + 2 / 3) / 2)
+
+
+def test_the_metrics_score_as_torchmetrics_does_on_index_masks_empty_images_included():
+    """The brain class as one one-hot channel gives the two-class, background-excluded scores."""
+    reference = {"dice": DiceScore(num_classes=2, include_background=False, input_format="index", average="micro"),
+                 "iou": MeanIoU(num_classes=2, include_background=False, input_format="index")}
+    metrics = make_metrics()
+    generator = torch.Generator().manual_seed(0)
+    for batch in range(4):
+        prediction = (torch.rand(6, 16, 16, generator=generator) > 0.5).long()
+        truth = (torch.rand(6, 16, 16, generator=generator) > 0.3).long()
+        prediction[0], truth[0] = 0, 0  # both empty: left out
+        prediction[1] = 0  # prediction empty
+        truth[2] = 0  # truth empty
+        for name, metric in metrics.items():
+            assert torch.allclose(metric(prediction[:, None], truth[:, None]), reference[name](prediction, truth), equal_nan=True)
+    for name, metric in metrics.items():
+        assert metric.compute().item() == pytest.approx(reference[name].compute().item(), abs=1e-7)
 
 
 def test_the_float_probability_trap_that_read_zero_forever():
@@ -47,7 +65,7 @@ def test_the_float_probability_trap_that_read_zero_forever():
     metric = DiceScore(num_classes=2, include_background=False, input_format="mixed")
     assert metric(probabilities, truth[:, 0]).item() == 0.0  # what the old pipeline saw
     module = _module()
-    assert make_metrics()["dice"](module.predict_mask(torch.logit(probabilities)), truth[:, 0]).item() == 1.0
+    assert make_metrics()["dice"](module.predict_mask(torch.logit(probabilities))[:, None], truth).item() == 1.0
 
 
 def test_optimizer_and_scheduler_are_built_from_partials():
