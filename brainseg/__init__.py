@@ -1,11 +1,12 @@
 """brainseg: brain segmentation in head CT angiography.
 
-``brainseg.segment(path)``, ``brainseg.mip(path)`` and ``brainseg.predict(input, output)``
+``brainseg.segment(path)``, ``brainseg.mip(path)``, ``brainseg.footprint(path)`` and
+``brainseg.predict(input, output)``
 (:mod:`brainseg.api`) predict with the shipped models; they are imported on first use, so
 ``import brainseg`` stays light.
 """
 
-__all__ = ["segment", "mip", "predict"]
+__all__ = ["segment", "mip", "footprint", "predict"]
 
 
 def __getattr__(name: str):

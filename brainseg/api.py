@@ -4,9 +4,10 @@
     mask = brainseg.segment("scan.nii.gz")          # nibabel image: uint8 mask on the scan's grid
     result = brainseg.mip("scan.nii.gz")            # the 2-D footprint in the scan's MIP
     result.mask, result.mip, result.probability
+    mask2d = brainseg.footprint("scan.nii.gz")      # the 3-D mask's union along S: the better MIP mask
     report = brainseg.predict("study/", "masks/")   # the command line: every case or series, files written
 
-:func:`segment` and :func:`mip` run the command line's per-case step
+:func:`segment`, :func:`mip` and :func:`footprint` run the command line's per-case step
 (:func:`brainseg.inference.predict.predict_case`), :func:`predict` the command line itself
 (:func:`brainseg.inference.predict.predict_report`, with conf/predict.yaml's defaults): the same
 reading, CT check, prediction, post-processing and plausibility warnings as ``scripts/predict.py``. ``model`` is a shipped model ('volume', 'mip'), ``pretrained:<name>``, or
@@ -21,6 +22,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import nibabel as nib
+import numpy as np
 
 from brainseg.errors import BadCaseError, ConfigError
 from brainseg.inference.inputs import InputCase, find_inputs
@@ -80,7 +82,9 @@ def _input_case(image, folder: Path) -> InputCase:
     return found[0]
 
 
-def _run(image, model: str, kind: type, device: str, threshold: float | None, on_non_ct: str, output: str | Path | None):
+def _run(image, model: str, kind: type, device: str, threshold: float | None, on_non_ct: str, output: str | Path | None,
+         then=None):
+    """Predict one image with ``model`` (of ``kind``); ``then(prediction, case)`` runs while the input still exists."""
     predictor = _predictor(str(model), device, threshold)
     if not isinstance(predictor, kind):
         wanted = "a 3-D (slice) model: model='volume'" if kind is VolumePredictor else "a MIP model: model='mip'"
@@ -91,7 +95,8 @@ def _run(image, model: str, kind: type, device: str, threshold: float | None, on
     with tempfile.TemporaryDirectory(prefix="brainseg-") as folder:
         case = _input_case(image, Path(folder))
         # The results hold their arrays in memory: nothing refers to the temporary folder afterwards.
-        return predict_case(predictor, case, Path(output) if output is not None else None, options).prediction
+        prediction = predict_case(predictor, case, Path(output) if output is not None else None, options).prediction
+        return then(prediction, case) if then is not None else prediction
 
 
 def segment(
@@ -150,6 +155,39 @@ def mip(
     return _run(image, model, MipPredictor, device, threshold, on_non_ct, output)
 
 
+def footprint(
+    image,
+    model: str = "volume",
+    *,
+    device: str = "cpu",
+    threshold: float | None = None,
+    on_non_ct: str = "warn",
+) -> np.ndarray:
+    """The brain's footprint on the grid of the volume's MIP, from the 3-D model: its mask's union along S.
+
+    What ``scripts/predict.py`` writes as ``<case>_footprint.png`` with a 3-D model. On the wide
+    generalization cases it is the better MIP mask: 0.991 mean and 0.944 worst Dice against the
+    MIP model's 0.978 and 0.879 (docs/generalization.md), at the 3-D model's cost (about a
+    second per volume against a fraction of one).
+
+    Args: as :func:`segment` (``model`` is a 3-D model).
+
+    Returns:
+        uint8 {0, 1}, the shape of :func:`mip`'s ``mask``, in display orientation (anterior up,
+        the patient's right on the left).
+
+    Raises:
+        BadCaseError, ConfigError: as :func:`segment`.
+    """
+    from brainseg.data.dicom import open_image
+    from brainseg.data.projection import project_mask
+
+    def project(result, case: InputCase) -> np.ndarray:
+        return project_mask(np.asarray(result.mask.dataobj) != 0, open_image(case.source))
+
+    return _run(image, model, VolumePredictor, device, threshold, on_non_ct, None, then=project)
+
+
 def predict(input: str | Path, output: str | Path, model: str | Path = "volume", **options) -> dict:
     """What ``python scripts/predict.py input=... output=...`` does: every case of ``input`` (a file, a
     folder, a DICOM study with several series) predicted into ``output``, with ``predictions.csv``.
@@ -174,4 +212,4 @@ def predict(input: str | Path, output: str | Path, model: str | Path = "volume",
     return predict_report(config)
 
 
-__all__ = ["segment", "mip", "predict", "BadCaseError", "ConfigError"]
+__all__ = ["segment", "mip", "footprint", "predict", "BadCaseError", "ConfigError"]

@@ -57,8 +57,10 @@ def test_segment_takes_a_nibabel_image_and_predicts_what_the_command_line_writes
     from_image = brainseg.segment(nib.load(image_path))
     cfg = compose_config([f"input={image_path}", f"output={tmp_path}"], tmp_path, "predict")  # no ckpt_path: the shipped 3-D model
     assert predict(cfg) == []
-    written = nib.load(tmp_path / "head_brainmask.nii.gz")
-    np.testing.assert_array_equal(np.asarray(from_image.dataobj), np.asarray(written.dataobj))
+    written = np.asarray(nib.load(tmp_path / "head_brainmask.nii.gz").dataobj)
+    # The image goes through an uncompressed temporary .nii, the file through its .nii.gz: the slabs
+    # are read in other chunks, so float rounding may flip a voxel whose probability is at the threshold.
+    assert np.count_nonzero(np.asarray(from_image.dataobj) != written) <= 1e-5 * written.size
     assert (tmp_path / "head_brain_mip.png").is_file()
 
 
@@ -72,6 +74,17 @@ def test_the_3d_model_also_writes_its_masks_footprint_a_mip_mask_on_the_mips_gri
     np.testing.assert_array_equal(footprint, project_mask(written, image) * 255)
     assert footprint.shape == project_image(image)[0].shape  # the MIP's grid, display orientation
     assert dice(footprint > 0, project_mask(np.asarray(nib.load(truth_path).dataobj) != 0, image) > 0) > 0.95
+
+
+def test_footprint_is_the_3d_masks_union_along_s_on_the_mips_grid(head):
+    image_path, truth_path = head
+    footprint = brainseg.footprint(image_path)
+    image = open_nifti(image_path)
+    np.testing.assert_array_equal(footprint, project_mask(np.asarray(brainseg.segment(image_path).dataobj) != 0, image))
+    assert footprint.shape == brainseg.mip(image_path).mask.shape and footprint.dtype == np.uint8
+    assert dice(footprint > 0, project_mask(np.asarray(nib.load(truth_path).dataobj) != 0, image) > 0) > 0.95
+    with pytest.raises(ConfigError, match="not a 3-D"):
+        brainseg.footprint(image_path, model="mip")
 
 
 def test_mip_gives_the_footprint_and_the_projection(head):

@@ -79,7 +79,7 @@ def segment_volume_case(path: str, output_dir: str, checkpoint: str | None = Non
         model = volume_predictor(checkpoint)
     else:  # the 3-D recipe's network (experiment=brain_volumes), untrained
         preprocessing = Preprocessing("slices", (-100.0, 1000.0), 128, spacing_mm=2.0, context_slices=1)
-        model = VolumePredictor(LeanUNet(3, 1, channels or [8, 16, 32, 64]).eval(), preprocessing)
+        model = VolumePredictor(LeanUNet(3, 1, channels or [8, 16, 32, 64, 128]).eval(), preprocessing)
     with torch_threads(threads):
         result, timing = time_call(segment_volume, model, path)
         _, written = time_call(save_mask, result, mask_path(output_dir, "benchmark"))
