@@ -179,13 +179,8 @@ def footprint(
     Raises:
         BadCaseError, ConfigError: as :func:`segment`.
     """
-    from brainseg.data.dicom import open_image
-    from brainseg.data.projection import project_mask
-
-    def project(result, case: InputCase) -> np.ndarray:
-        return project_mask(np.asarray(result.mask.dataobj) != 0, open_image(case.source))
-
-    return _run(image, model, VolumePredictor, device, threshold, on_non_ct, None, then=project)
+    return _run(image, model, VolumePredictor, device, threshold, on_non_ct, None,
+                then=lambda result, case: result.footprint(case.source))
 
 
 def predict(input: str | Path, output: str | Path, model: str | Path = "volume", **options) -> dict:

@@ -131,8 +131,7 @@ class VolumePredictor:
         along S: a MIP mask, the better one in docs/generalization.md) and the skull-free vessel views."""
         save_mask(result, mask_path(output, case.case_id))
         if options.get("footprint", True):
-            footprint = project_mask(np.asarray(result.mask.dataobj) != 0, open_image(case.source))
-            Image.fromarray(footprint * np.uint8(255)).save(output / f"{case.case_id}_footprint.png")
+            Image.fromarray(result.footprint(case.source) * np.uint8(255)).save(output / f"{case.case_id}_footprint.png")
         if options.get("brain_mip", True):
             write_vessel_views(
                 case.case_id, case.source, result.mask, output,
@@ -157,6 +156,11 @@ class VolumeSegmentation:
     volume_ml: float
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+
+    def footprint(self, source: str | Path | DicomSeries) -> np.ndarray:
+        """The mask's union along S on the grid of ``source``'s MIP (the volume it was predicted
+        from), uint8 {0, 1} in display orientation: a MIP mask."""
+        return project_mask(np.asarray(self.mask.dataobj) != 0, open_image(source))
 
 
 @torch.inference_mode()
