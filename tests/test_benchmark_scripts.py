@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.conftest import compose_config, make_dataset
@@ -145,6 +146,20 @@ def test_atlas_measure_compares_a_brain_with_the_synthetic_one_in_proportions(tm
     assert float(rows["width / length"][1]) == pytest.approx(0.80, abs=0.02)
     assert float(rows["height to cerebellum (posterior fossa) / length"][1]) == pytest.approx(0.68, abs=0.02)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["gm.nii.gz", "wm.nii.gz"]
+
+
+def test_cavity_prior_is_made_from_atlas_maps_into_the_anatomy_frame(tmp_path):
+    from brainseg.synthetic.cavity_prior import load_prior
+
+    gray, white = _ellipsoid_brain(tmp_path)
+    run_script("make_cavity_prior", f"gray_matter={gray}", f"white_matter={white}", "output=prior.npz", cwd=tmp_path)
+    prior = load_prior.__wrapped__(tmp_path / "prior.npz")  # not the cached shipped one
+    (x0, y0, z0), (x1, y1, z1) = prior.box
+    assert y1 - y0 == pytest.approx(168, abs=3)  # scaled to the analytic cavity's length
+    assert (x1 - x0) / (y1 - y0) == pytest.approx(140 / 180, abs=0.03)  # the ellipsoid's proportions kept
+    assert (x0 + x1) / 2 == pytest.approx(0, abs=1.5) and (y0 + y1) / 2 == pytest.approx(0, abs=1.5)
+    assert prior.distance(0.0, 0.0, (z0 + z1) / 2) < -50 and prior.distance(0.0, 0.0, z1 + 5) > 3
+    assert "McGill" in str(np.load(tmp_path / "prior.npz")["notice"])
 
 
 @pytest.mark.skipif(importlib.util.find_spec("nilearn") is not None, reason="nilearn is installed: the atlas is found")

@@ -70,6 +70,17 @@ def test_report_holds_the_conditions_and_a_table(tiny_results):
     assert report.markdown(report.read(json_path)) == report.markdown(results)  # render= gives the same tables
 
 
+def test_a_new_run_keeps_the_sections_other_scripts_measured(tiny_results):
+    results, _ = tiny_results
+    previous = report.read(DOCS / "benchmarks.json")
+    assert "memory" in previous.sections and "memory" not in results.sections
+    again = report.read(DOCS / "benchmarks.json")
+    again.sections = dict(results.sections)
+    report.carry_over(again, previous)
+    assert again.sections["memory"] == previous.sections["memory"]  # benchmark_memory.py's figures stay
+    assert again.sections["training"] is results.sections["training"]  # the new run's own figures win
+
+
 def test_helpers():
     assert ratio(3.0, 2.0) == 1.5 and ratio(1.0, 0.0) is None and ratio(None, 1.0) is None
     assert machine()["cores"] >= 1 and versions()["python"]

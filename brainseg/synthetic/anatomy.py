@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import extras, face_neck, head, vessels
+from .cavity_prior import load_prior
 from .config import SyntheticConfig
 from .defects import sample_defects
 from .voxels import Shape
@@ -22,11 +23,13 @@ def sample_head(
     anatomy_to_world: np.ndarray,
     fov_z_world: tuple[float, float],
     surgery_rng: np.random.Generator | None = None,
+    atlas: bool = False,
 ) -> tuple[list[Shape], dict]:
     """Shapes of one head in painting order; also the pathology present, skull defects and dental metal positions.
 
     Skull defects are drawn from ``surgery_rng`` (none without it), so switching them on
-    leaves the rest of the head as it was.
+    leaves the rest of the head as it was. ``atlas``: the cranial cavity is the MNI152 brain's
+    (``cavity_prior``), whose taller vault the scalp is raised to cover.
     """
     vault = rng.uniform(*config.skull_thickness_mm)
     defects = sample_defects(surgery_rng, config, head.CAVITY_SEMI, vault) if surgery_rng is not None else []
@@ -35,7 +38,8 @@ def sample_head(
     with_shoulders = bool(rng.random() < config.shoulders_prob)
     dental_metal = bool(rng.random() < config.dental_metal_prob)
 
-    shapes: list[Shape] = face_neck.body(vault, rng.uniform(4.0, 8.0), with_shoulders)
+    lift = float(load_prior().box[1][2]) - head.CAVITY_SEMI[2] if atlas else 0.0
+    shapes: list[Shape] = face_neck.body(vault, rng.uniform(4.0, 8.0), with_shoulders, vault_lift_mm=lift)
     shapes += face_neck.airway_and_neck()
     shapes += face_neck.spine()
     shapes.append(
@@ -47,6 +51,7 @@ def sample_head(
             sulcus_mm=0.5 + 1.5 * atrophy,
             fissure_mm=1.0 + 2.0 * atrophy,
             defects=tuple(defects),
+            atlas=atlas,
         )
     )
     face_shapes, metal = face_neck.face(rng, dental_metal)

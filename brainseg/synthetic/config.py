@@ -59,6 +59,11 @@ class SyntheticConfig:
     # fraction of the brain's length, the MNI152 2009 brain is 1.18-1.20x as tall
     # (scripts/measure_atlas.py, docs/synthetic_data.md).
     head_height_ratio: Range = (1.0, 1.0)
+    # Probability that a case's cranial cavity is the MNI152 2009 brain's (cavity_prior.py) rather
+    # than the analytic ellipsoid and floor: a real vault and skull base, randomly bumped like the
+    # analytic one. Its proportions are real already, so its vertical stretch is
+    # head_height_ratio / cavity_prior.ATLAS_HEIGHT_RATIO.
+    atlas_cavity_prob: float = 0.0
     skull_thickness_mm: Range = (4.5, 8.0)
     atrophy: Range = (0.0, 1.0)  # 0: young brain, 1: wide sulci and large ventricles
     vessel_tortuosity: Range = (0.0, 1.0)
@@ -131,6 +136,7 @@ class SyntheticConfig:
             gantry_tilt_deg=25.0,
             head_scale=(0.8, 1.15),
             head_height_ratio=(1.0, 1.3),
+            atlas_cavity_prob=0.5,
             skull_thickness_mm=(3.5, 10.0),
             arterial_hu=(100.0, 600.0),
             venous_fraction=(0.1, 1.0),

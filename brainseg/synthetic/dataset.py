@@ -15,9 +15,10 @@ from .config import SyntheticConfig, SyntheticMixture
 from .generate import SyntheticCase, generate_case
 
 IMAGE_DIR, MASK_DIR = "CTA images", "brain masks"
-# Bump when a seed's case changes (2: taller heads in the wide presets): a dataset folder made by
-# another version is made again, not trained on as if it were today's.
-GENERATOR_VERSION = 2
+# Bump when a seed's case changes (2: taller heads in the wide presets; 3: the atlas cavity in half
+# the wide presets' cases): a dataset folder made by another version is made again, not trained
+# on as if it were today's.
+GENERATOR_VERSION = 3
 STAMP = "generator.json"
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,12 @@ BONE = (T.CORTICAL_BONE, T.CANCELLOUS_BONE)
 FLESH = (T.SOFT_TISSUE, T.FAT)
 
 
-def body(vault_mm: float, scalp_mm: float, shoulders: bool) -> list[Shape]:
-    """Skin-covered envelope: head, face, nose, ears, neck and optionally shoulders."""
+def body(vault_mm: float, scalp_mm: float, shoulders: bool, vault_lift_mm: float = 0.0) -> list[Shape]:
+    """Skin-covered envelope: head, face, nose, ears, neck and optionally shoulders.
+
+    ``vault_lift_mm``: the cranial cavity reaches this much higher than the analytic one (the
+    atlas cavity); a second, raised copy of the head's envelope covers it.
+    """
     head = tuple(s + 1.5 * vault_mm + scalp_mm for s in CAVITY_SEMI)
     parts: list[Shape] = [
         BodyPart((0, 0, 0), head, fat_mm=max(scalp_mm - 3.0, 1.0)),
@@ -24,6 +28,8 @@ def body(vault_mm: float, scalp_mm: float, shoulders: bool) -> list[Shape]:
         BodyPart((0, -6, -200), (50, 56, 140), cylinder=True, fat_mm=6.0),
     ]
     parts += [BodyPart((side * 80, -12, -40), (6, 16, 27), fat_mm=0) for side in (-1, 1)]
+    if vault_lift_mm > 0:
+        parts.append(BodyPart((0, 0, vault_lift_mm), head, fat_mm=max(scalp_mm - 3.0, 1.0)))
     if shoulders:
         parts.append(BodyPart((0, -4, -300), (200, 80, 72), fat_mm=10.0))
     return parts

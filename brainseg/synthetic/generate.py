@@ -9,8 +9,9 @@ from functools import lru_cache
 import numpy as np
 
 from . import artifacts, physics
-from .acquisition import Acquisition, sample_acquisition, to_storage
+from .acquisition import VERTEX_Z, Acquisition, sample_acquisition, to_storage
 from .anatomy import sample_head
+from .cavity_prior import ATLAS_HEIGHT_RATIO, SCALP_OVER_CAVITY_MM, load_prior
 from .config import SyntheticConfig, SyntheticMixture
 from .extras import HeadHolder
 from .motion import Motion, sample_motion
@@ -98,7 +99,7 @@ def _streams(seed: int) -> dict[str, np.random.Generator]:
 
     Switching a phenomenon on or off changes neither the rest of the case nor the others.
     """
-    names = ("phase", "kernel", "motion", "beam_hardening", "surgery", "proportions")
+    names = ("phase", "kernel", "motion", "beam_hardening", "surgery", "proportions", "anatomy")
     return {name: np.random.default_rng([seed, PHENOMENA_STREAM, n]) for n, name in enumerate(names)}
 
 
@@ -129,13 +130,15 @@ def generate_case(seed: int, config: SyntheticConfig | SyntheticMixture = Synthe
     streams = _streams(seed)
     size = float(rng.uniform(*config.head_scale)) * rng.uniform(0.95, 1.05, 3)  # head size and proportions
     height_ratio = float(streams["proportions"].uniform(*config.head_height_ratio))  # its own stream: other draws stay
-    size[2] *= height_ratio
-    acq = sample_acquisition(rng, config, float(size[2]))
+    atlas = bool(streams["anatomy"].random() < config.atlas_cavity_prob)
+    size[2] *= height_ratio / ATLAS_HEIGHT_RATIO if atlas else height_ratio
+    vertex = (load_prior().box[1][2] + SCALP_OVER_CAVITY_MM) / VERTEX_Z if atlas else 1.0  # the atlas vault is taller
+    acq = sample_acquisition(rng, config, float(size[2]) * vertex)
     anatomy_to_head = np.diag([*size, 1.0])
     anatomy_to_world = acq.head_to_world @ anatomy_to_head
     ni, nj, nk = acq.shape
     fov_z = (float(acq.affine[2, 3]) - 50, float(acq.affine[2, 3] + acq.affine[2, 2] * nk) + 50)
-    shapes, extra = sample_head(rng, config, anatomy_to_world, fov_z, surgery_rng=streams["surgery"])
+    shapes, extra = sample_head(rng, config, anatomy_to_world, fov_z, surgery_rng=streams["surgery"], atlas=atlas)
     pixel, _, dz = acq.spacing
     imaging = physics.sample_imaging(rng, config, pixel, dz, acq.slice_thickness_mm)
     band_hu = float(rng.uniform(20, 60)) if rng.random() < config.skull_base_streak_prob else 0.0
@@ -162,7 +165,7 @@ def generate_case(seed: int, config: SyntheticConfig | SyntheticMixture = Synthe
     mask_s, _ = to_storage(mask.transpose(2, 1, 0), acq.affine, acq.storage_axcodes)
     labels_s = to_storage(labels.transpose(2, 1, 0), acq.affine, acq.storage_axcodes)[0] if labels is not None else None
     meta = _meta(acq, imaging, extra["pathology"], seed)
-    meta.update(head_size=tuple(round(float(v), 4) for v in size), head_height_ratio=round(height_ratio, 4), skull_base_band_hu=round(band_hu, 2),
+    meta.update(head_size=tuple(round(float(v), 4) for v in size), head_height_ratio=round(height_ratio, 4), atlas_cavity=atlas, skull_base_band_hu=round(band_hu, 2),
                 dental_metal=len(metal) > 0, skull_defects=extra["skull_defects"], **phenomena.meta(imaging))
     return SyntheticCase(
         image=image_s,

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import fields
+from .cavity_prior import load_prior
 from .defects import COVER_MM, FLOOR_MARGIN_MM, SkullDefect, defect_fields
 from .shapes import Ellipsoid, tube
 from .tiles import Bricks, TiledShape
@@ -65,6 +66,10 @@ class Cranium(TiledShape):
 
     ``defects`` (craniectomy, burr holes) remove the vault's bone over caps of it and may let
     the cavity, and so the mask, bulge outward there (see ``defects``).
+
+    With ``atlas``, the cavity and its floor are the MNI152 brain's (``cavity_prior``) instead of
+    the analytic ellipsoid and floor, with the same random bumps, and the cerebellum fills the
+    whole posterior fossa below the tentorium.
     """
 
     rng_state: int
@@ -76,6 +81,7 @@ class Cranium(TiledShape):
     sulcus_depth_mm: float = 16.0
     fissure_mm: float = 1.2
     defects: tuple[SkullDefect, ...] = ()
+    atlas: bool = False
     bumps: np.ndarray = field(init=False)
     waves: np.ndarray = field(init=False)
     painters = ("paint", "paint_skull", "paint_inside", "paint_cortex", "paint_white")  # per brick code 1-5
@@ -89,14 +95,20 @@ class Cranium(TiledShape):
         self.waves = np.hstack([directions * (2 * np.pi / wavelength), rng.uniform(0, 2 * np.pi, (4, 1))])
         self.thick = rng.normal(0, 0.15, 3)
         # Everything painted lies inside the outer table (thickness up to ~2x the vault's) or the skull base.
-        s = np.asarray(CAVITY_SEMI) + np.abs(self.bumps).sum() + 2.2 * self.vault_mm + 4
+        reach = np.abs(self.bumps).sum() + 2.2 * self.vault_mm + 4
         if self.defects:  # room for a bulge and the scalp over it
-            s += max(d.bulge_mm for d in self.defects) + COVER_MM + 1
-        self.lo, self.hi = -s, s
-        self.lo[2] = min(-s[2], -58.0 - self.base_mm - 4)
+            reach += max(d.bulge_mm for d in self.defects) + COVER_MM + 1
+        if self.atlas:
+            prior = load_prior()
+            self.lo, self.hi = prior.box[0] - reach, prior.box[1] + reach
+            self.lo[2] = min(self.lo[2], float(prior.floor_z.min()) - self.base_mm - 4)
+        else:
+            self.lo, self.hi = -(np.asarray(CAVITY_SEMI) + reach), np.asarray(CAVITY_SEMI) + reach
+            self.lo[2] = min(self.lo[2], -58.0 - self.base_mm - 4)
+        self.foramen = load_prior().foramen if self.atlas else (0.0, -30.0)
 
     def inner(self, x, y, z):
-        e = fields.ellipsoid(x, y, z, (0, 0, 0), CAVITY_SEMI)
+        e = load_prior().distance(x, y, z) if self.atlas else fields.ellipsoid(x, y, z, (0, 0, 0), CAVITY_SEMI)
         r = np.sqrt(x * x + y * y + z * z) + F(1e-3)
         ux, uy, uz = x / r, y / r, z / r
         c = self.bumps.astype(F)
@@ -116,7 +128,7 @@ class Cranium(TiledShape):
 
     def coarse(self, x, y, z):
         e = self.inner(x, y, z)
-        floor = cranial_floor(x, y) - z
+        floor = (load_prior().floor(x, y) if self.atlas else cranial_floor(x, y)) - z
         if self.defects:
             inside, bulge = defect_fields(list(self.defects), x, y, z)
             # Where the dura bulges, "inside the outer table" reaches over it and the scalp covering it.
@@ -173,7 +185,7 @@ class Cranium(TiledShape):
             bone &= ~in_defect
         hole = bone & (fl > 0)  # below the floor: the foramen magnum may open there
         if hole.any():
-            hole &= (b.x * b.x + (b.y + F(30)) ** 2) < F(15**2)
+            hole &= ((b.x - F(self.foramen[0])) ** 2 + (b.y - F(self.foramen[1])) ** 2) < F(15**2)
             bone &= ~hole
         b.set(Tissue.CANCELLOUS_BONE, bone)
         tables = (d < F(1.6)) | (outer > F(-1.8)) | (fl > F(self.base_mm - 2))
@@ -231,11 +243,14 @@ class Cranium(TiledShape):
             return
         # Evaluated on the infratentorial voxels only: a small fraction of the block.
         x, y, z, dep = b.x[region], b.y[region], b.z[region], depth[region]
-        hemis = np.minimum(
-            fields.ellipsoid(x, y, z, (24, -52, -42), (27, 25, 19)),
-            fields.ellipsoid(x, y, z, (-24, -52, -42), (27, 25, 19)),
-        )
-        lobes = np.minimum(hemis, fields.ellipsoid(x, y, z, (0, -50, -37), (11, 22, 17)))
+        if self.atlas:  # the atlas's posterior fossa is the cerebellum's shape
+            lobes = -dep
+        else:
+            hemis = np.minimum(
+                fields.ellipsoid(x, y, z, (24, -52, -42), (27, 25, 19)),
+                fields.ellipsoid(x, y, z, (-24, -52, -42), (27, 25, 19)),
+            )
+            lobes = np.minimum(hemis, fields.ellipsoid(x, y, z, (0, -50, -37), (11, 22, 17)))
         # Folia: thin CSF clefts in concentric shells around each hemisphere's core.
         core = np.sqrt((np.abs(x) - F(20)) ** 2 + (y + F(50)) ** 2 + (z + F(40)) ** 2)
         folia = (np.cos(core * F(2 * np.pi / 4.5)) > F(0.8)) & (dep < F(12))

@@ -4,8 +4,8 @@ About a hundred cases are drawn from a wide randomization (``SyntheticConfig.wid
 default) with a seed no training uses; each case's acquisition and anatomy are recorded. The
 MIP model and, when given, the 3-D model score every case as ``scripts/evaluate.py`` does.
 The rows group the cases by one property at a time (field of view, slice spacing, pixel size,
-storage orientation, tilt, contrast phase, kernel, noise, head size and height, pathology, metal, skull
-defect, motion, beam hardening);
+storage orientation, tilt, contrast phase, kernel, noise, head size and height, cranial cavity (analytic or atlas),
+pathology, metal, skull defect, motion, beam hardening);
 the columns are the MIP model's Dice, the 3-D model's Dice and HD95, the 3-D model's Dice on
 each third of the brain from the skull base up, and the Dice of the 3-D mask's footprint (its
 projection along S) scored as the MIP model is. Below the table: the worst case of each mode.
@@ -48,6 +48,7 @@ GROUPS = {
     "noise": lambda m: _bin(m["noise_hu"], (8.0, 16.0, 25.0), "HU"),
     "head size": lambda m: None if "head_size" not in m else _bin(float(np.mean(m["head_size"])), (0.9, 1.0, 1.08), "x"),
     "head height / length": lambda m: None if "head_height_ratio" not in m else _bin(m["head_height_ratio"], (1.08, 1.16), "x"),
+    "cranial cavity": lambda m: None if "atlas_cavity" not in m else ("atlas (MNI152)" if m["atlas_cavity"] else "analytic"),
     "pathology": lambda m: sorted(k for k, v in (m.get("pathology") or {}).items() if v) or "none",  # a row per kind
     "metal": lambda m: None if "dental_metal" not in m else ("dental metal" if m["dental_metal"] else "none"),
     "skull defect": lambda m: ", ".join(sorted({d["kind"] for d in m.get("skull_defects") or []})) or "none",

@@ -201,6 +201,14 @@ def _step_table(t: dict) -> list[str]:
     return lines
 
 
+def carry_over(results: Results, previous: Results) -> None:
+    """Sections measured by their own script (memory: ``benchmark_memory.py``) stay on the page
+    when ``benchmark.py`` measures its sections again."""
+    for name, section in previous.sections.items():
+        if name not in SECTIONS:
+            results.sections.setdefault(name, section)
+
+
 def markdown(results: Results) -> str:
     """The benchmark page: conditions, the main table, the step-variant table."""
     m, v = results.machine, results.versions

@@ -78,6 +78,8 @@ def benchmark(cfg) -> Path:
     else:
         sizes = Sizes.tiny() if cfg.tiny else Sizes()
         results = run_benchmarks(Path(cfg.workdir), sizes, tuple(only), cfg.volume_checkpoint, cfg.dataset)
+        if (Path(cfg.output) / "benchmarks.json").is_file():
+            report.carry_over(results, report.read(Path(cfg.output) / "benchmarks.json"))
     json_path, md_path = report.write(results, Path(cfg.output))
     print(md_path.read_text())
     print(f"written: {md_path}, {json_path}")
