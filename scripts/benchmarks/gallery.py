@@ -37,6 +37,7 @@ PHENOMENA = {
     "craniectomy": ({"craniectomy_prob": 1.0, "craniectomy_bulge_mm": (8.0, 8.0)}, 0.65),
     "motion": ({"motion_prob": 1.0, "motion_max_mm": 6.0, "motion_max_deg": 4.0}, None),
     "beam hardening": ({"beam_hardening_prob": 1.0, "beam_hardening_hu": (45.0, 45.0)}, 0.1),
+    "atlas cavity": ({"atlas_cavity_prob": 1.0}, 0.2),
 }
 
 

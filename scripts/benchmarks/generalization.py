@@ -47,7 +47,8 @@ GROUPS = {
     "reconstruction kernel": lambda m: m.get("kernel", "soft"),
     "noise": lambda m: _bin(m["noise_hu"], (8.0, 16.0, 25.0), "HU"),
     "head size": lambda m: None if "head_size" not in m else _bin(float(np.mean(m["head_size"])), (0.9, 1.0, 1.08), "x"),
-    "head height / length": lambda m: None if "head_height_ratio" not in m else _bin(m["head_height_ratio"], (1.08, 1.16), "x"),
+    # The analytic cavity's stretch (an atlas cavity has its own proportions: the next row).
+    "head height / length": lambda m: None if "head_height_ratio" not in m or m.get("atlas_cavity") else _bin(m["head_height_ratio"], (1.08, 1.16), "x"),
     "cranial cavity": lambda m: None if "atlas_cavity" not in m else ("atlas (MNI152)" if m["atlas_cavity"] else "analytic"),
     "pathology": lambda m: sorted(k for k, v in (m.get("pathology") or {}).items() if v) or "none",  # a row per kind
     "metal": lambda m: None if "dental_metal" not in m else ("dental metal" if m["dental_metal"] else "none"),
