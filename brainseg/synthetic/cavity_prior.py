@@ -2,10 +2,10 @@
 
 The analytic cavity (an ellipsoid cut by an analytic cranial floor) is flatter than a real
 brain, and its skull base is smoother. ``cavity_prior.npz`` holds the MNI152 2009 brain
-(gray + white matter >= 0.5, holes filled, medulla cut at the foramen magnum) grown by the
-subarachnoid space, moved into the anatomy frame (length 168 mm like the analytic cavity, its
-skull base at the analytic one's height) and stored as a bit mask on a 1.5 mm grid: about
-20 KB. ``scripts/make_cavity_prior.py`` makes it from the atlas; copyright notice in
+(gray + white matter >= 0.5, holes filled, medulla cut at the foramen magnum, cisterns and
+fissures closed) grown by the subarachnoid space and smoothed, moved into the anatomy frame
+(length 168 mm like the analytic cavity, its fossae on average at the analytic ones' height)
+and stored as a bit mask on a 1.5 mm grid: 15 KB. ``scripts/make_cavity_prior.py`` makes it from the atlas; copyright notice in
 docs/synthetic_data.md.
 
 At run time the mask becomes a smooth signed distance field (``distance``) and a floor
@@ -36,7 +36,7 @@ class CavityPrior:
     """The atlas cavity in the anatomy frame: signed distance (mm, < 0 inside) on a regular grid."""
 
     sdf: np.ndarray  # (nx, ny, nz) float32
-    floor_z: np.ndarray  # (nx, ny) float32: the cavity's lowest z over each column (extended outside it)
+    floor_z: np.ndarray  # (nx, ny) float32: the cranial floor's height over each column (floor_heights)
     origin: np.ndarray  # anatomy-frame mm of voxel (0, 0, 0)
     spacing: float
     foramen: tuple[float, float]  # (x, y) of the foramen magnum's centre
@@ -59,7 +59,7 @@ class CavityPrior:
         return out.reshape(x.shape)
 
     def floor(self, x, y) -> np.ndarray:
-        """Height (mm) of the cranial floor under each (x, y): the lowest cavity point of that column."""
+        """Height (mm) of the cranial floor under each (x, y) (see :func:`floor_heights`)."""
         from scipy.ndimage import map_coordinates
 
         x, y = np.broadcast_arrays(x, y)

@@ -165,8 +165,9 @@ def generate_case(seed: int, config: SyntheticConfig | SyntheticMixture = Synthe
     mask_s, _ = to_storage(mask.transpose(2, 1, 0), acq.affine, acq.storage_axcodes)
     labels_s = to_storage(labels.transpose(2, 1, 0), acq.affine, acq.storage_axcodes)[0] if labels is not None else None
     meta = _meta(acq, imaging, extra["pathology"], seed)
-    meta.update(head_size=tuple(round(float(v), 4) for v in size), head_height_ratio=round(height_ratio, 4), atlas_cavity=atlas, skull_base_band_hu=round(band_hu, 2),
-                dental_metal=len(metal) > 0, skull_defects=extra["skull_defects"], **phenomena.meta(imaging))
+    meta.update(head_size=tuple(round(float(v), 4) for v in size), head_height_ratio=round(height_ratio, 4),
+                atlas_cavity=atlas, skull_base_band_hu=round(band_hu, 2), dental_metal=len(metal) > 0,
+                skull_defects=extra["skull_defects"], **phenomena.meta(imaging))
     return SyntheticCase(
         image=image_s,
         slope=imaging.slope,

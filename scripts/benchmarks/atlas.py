@@ -5,7 +5,11 @@
 holes (ventricles) filled, and the generator's analytic cranial cavity (``head.Cranium``'s
 ``cavity`` field, head size 1). Lengths are in mm; each height is from the vertex down to the
 lowest brain over one part of the skull base, and is also given as a fraction of the brain's
-anterior-posterior length, so the two brains compare whatever their size.
+anterior-posterior length, so the two brains compare whatever their size. The generator's
+atlas cavity is measured too.
+
+``python scripts/make_cavity_prior.py`` makes that atlas cavity (:func:`make_cavity_prior`):
+brainseg/synthetic/cavity_prior.npz, which synthetic heads draw in ``wide()`` and ``varied()``.
 
 The atlas maps ship inside nilearn's package data (``nilearn/datasets/data/``, licence notice
 in docs/synthetic_data.md). nilearn is not a brainseg dependency: the script reads the files
@@ -24,6 +28,16 @@ from brainseg.errors import ConfigError
 
 MNI_GM = "mni_icbm152_gm_tal_nlin_sym_09a_converted.nii.gz"
 MNI_WM = "mni_icbm152_wm_tal_nlin_sym_09a_converted.nii.gz"
+# Shipped inside the cavity prior (the template's licence asks for the notice in every copy).
+NOTICE = (
+    "Cranial cavity derived from the MNI ICBM152 2009a nonlinear symmetric template (gray and white matter maps). "
+    "Copyright (C) 1993-2009 Louis Collins, McConnell Brain Imaging Centre, Montreal Neurological Institute, McGill "
+    "University. Permission to use, "
+    "copy, modify, and distribute this software and its documentation for any purpose and without fee is hereby "
+    "granted, provided that the above copyright notice appear in all copies. The authors and McGill University make "
+    "no representations about the suitability of this software for any purpose. It is provided \"as is\" without "
+    "express or implied warranty. Fonov V. et al., NeuroImage 47 S102 (2009); NeuroImage 54(1):313-327 (2011)."
+)
 # Where each height is taken: the lowest brain point among points with |x| in [lo, hi] and
 # y (anterior-posterior, as a fraction of the half length from the brain's centre) in [lo, hi].
 REGIONS = {
@@ -120,8 +134,9 @@ def make_cavity_prior(cfg) -> dict:
     """Write the atlas cranial cavity that ``brainseg.synthetic.cavity_prior`` ships (``cfg.output``).
 
     The MNI brain (:func:`atlas_brain`) is cut below the cerebellum (the medulla leaves through
-    the foramen magnum), closed by ``cfg.closing_mm`` (the cisterns and fissures), grown by ``cfg.subarachnoid_mm`` of CSF to the inner table, scaled to
-    the analytic cavity's length, smoothed (``cfg.smoothing_mm``), centred in x and y, and moved in z so that its three fossae
+    the foramen magnum), closed by ``cfg.closing_mm`` (the cisterns and fissures), grown by
+    ``cfg.subarachnoid_mm`` of CSF to the inner table, smoothed (``cfg.smoothing_mm``), scaled to
+    the analytic cavity's length, centred in x and y, and moved in z so that its three fossae
     lie, on average, at the analytic ones' height: the face, ears and spine, which are placed
     around the analytic skull base, stay in place, and the vault rises to real proportions.
     Stored as a bit mask on a ``cfg.spacing_mm`` grid.
@@ -173,12 +188,3 @@ def make_cavity_prior(cfg) -> dict:
     print(json.dumps(figures))
     return figures
 
-
-NOTICE = (
-    "Cranial cavity derived from the MNI ICBM152 2009a nonlinear symmetric template (gray and white matter maps). Copyright (C) 1993-2009 Louis "
-    "Collins, McConnell Brain Imaging Centre, Montreal Neurological Institute, McGill University. Permission to use, "
-    "copy, modify, and distribute this software and its documentation for any purpose and without fee is hereby "
-    "granted, provided that the above copyright notice appear in all copies. The authors and McGill University make "
-    "no representations about the suitability of this software for any purpose. It is provided \"as is\" without "
-    "express or implied warranty. Fonov V. et al., NeuroImage 47 S102 (2009); NeuroImage 54(1):313-327 (2011)."
-)
