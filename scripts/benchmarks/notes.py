@@ -65,8 +65,10 @@ def _training(t: dict, machine: dict) -> list[str]:
         lines.append(
             f"- **The top level at a quarter of the side** (`model.net.top_stride=4`) trains at "
             f"{quarter['images_per_s'] / loop['ours fp32']['images_per_s']:.2f}x ours' images/s in this loop. It is not the "
-            "default: trained the default way on the same data, it lost 0.001 test Dice and 0.005 mean Dice on the wide "
-            "generalization cases (0.9824 and 0.9732 against 0.9836 and 0.9787, one run each, 2026-12)."
+            "default: trained the default way on the same data it loses Dice, on the test split and on the wide "
+            "generalization cases: 0.9824 and 0.9732 against 0.9836 and 0.9787 (generator version 2), 0.9784 and 0.9732 "
+            "against 0.9817 and 0.9773 (version 3; with a residual unit per deep level 0.9815 and 0.9703), one run each, "
+            "2026-12."
         )
     runs = t.get("default_run")
     if runs:
