@@ -1,7 +1,7 @@
 """Synthetic head CTA with brain masks, for training and testing without patient data.
 
-Anatomy is analytic (ellipsoids, offset surfaces, spline tubes) in a head-centred frame;
-each output voxel is mapped through a randomized scanner geometry and head pose into that
+Anatomy is analytic (ellipsoids, offset surfaces, spline tubes) in a head-centred frame, the
+cranial cavity optionally a real brain's (the MNI152 atlas, ``cavity_prior``); each output voxel is mapped through a randomized scanner geometry and head pose into that
 frame, labelled, converted to HU, blurred, made noisy and stored as a scanner would.
 See docs/synthetic_data.md.
 """
