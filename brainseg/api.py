@@ -167,7 +167,7 @@ def footprint(
 
     What ``scripts/predict.py`` writes as ``<case>_footprint.png`` with a 3-D model. On the wide
     generalization cases it is the better MIP mask: 0.991 mean and 0.944 worst Dice against the
-    MIP model's 0.978 and 0.879 (docs/generalization.md), at the 3-D model's cost (about a
+    MIP model's 0.978 and 0.929 (docs/generalization.md), at the 3-D model's cost (about a
     second per volume against a fraction of one).
 
     Args: as :func:`segment` (``model`` is a 3-D model).

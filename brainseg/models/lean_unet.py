@@ -16,8 +16,9 @@ resolution with 16 channels), this one works at half resolution and below:
   (``PixelUnshuffle(2)``) before the first strided convolution, so the top level works at a
   quarter of the side, and the head predicts the 16 logits of each 4x4 block from the features
   and the block's own pixels. About twice the images per second of a bare training step for
-  the same channels (1.2-1.9x in the whole training loop, two benchmark runs), for slightly lower Dice on the default
-  data and the wide cases (docs/benchmarks.md), so it is an option, not the default.
+  the same channels (1.2-1.9x in the whole training loop, benchmark runs of 2026-12), for
+  slightly lower Dice on the default data and the wide cases (docs/benchmarks.md), so it is an
+  option, not the default.
 
 No sigmoid: the losses apply it to the logits. Argument names follow MONAI's ``UNet``.
 """
