@@ -49,9 +49,26 @@ def _training(t: dict, machine: dict) -> list[str]:
             f"backward), MONAI's {flops['monai']:.3f}: {flops['ours'] / flops['monai']:.2f}x the work, run at "
             f"{ours_rate:.0f} and {monai_rate:.0f} GFLOP/s. Ours trains at "
             f"{t['ours_vs_reference_images_per_s']:.2f}x MONAI's images/s and reaches the target in "
-            + (f"{t['ours_vs_reference_time_to_target']:.2f}x its time." if t["ours_vs_reference_time_to_target"] else
-               "- (one of them did not reach it).")
+            + (f"{t['ours_vs_reference_time_to_target']:.2f}x its time" if t["ours_vs_reference_time_to_target"] else
+               "- (one of them did not reach it)")
+            + (", each in the memory layout it trains in by default: ours NHWC (`model.channels_last`), MONAI's NCHW."
+               if "monai channels_last fp32" in loop else ".")
         )
+        nhwc = loop.get("monai channels_last fp32")
+        if nhwc and nhwc.get("images_per_s"):
+            lines.append(
+                f"- **Memory layout**: ours trains at {loop['ours fp32']['images_per_s']:.0f} images/s in NHWC and "
+                f"{loop['ours contiguous fp32']['images_per_s']:.0f} in NCHW"
+                if "ours contiguous fp32" in loop else
+                f"- **Memory layout**: ours trains at {loop['ours fp32']['images_per_s']:.0f} images/s in NHWC"
+            )
+            lines[-1] += (
+                f", MONAI's UNet at {nhwc['images_per_s']:.0f} in NHWC and {reference['images_per_s']:.0f} in NCHW. In the "
+                f"same layout ours trains at {loop['ours fp32']['images_per_s'] / nhwc['images_per_s']:.2f}x MONAI's "
+                "images/s"
+                + (f" and reaches the target in {loop['ours fp32']['seconds_to_target'] / nhwc['seconds_to_target']:.2f}x "
+                   "its time." if loop["ours fp32"]["seconds_to_target"] and nhwc["seconds_to_target"] else ".")
+            )
     classic = loop.get("unet_classic fp32")
     if classic and "unet_classic" in flops:
         lines.append(

@@ -120,9 +120,9 @@ def _candidate_table(t: dict) -> list[str]:
     for name, summary in t["loop"].items():
         if not name.endswith("fp32"):
             continue
-        net = name.removesuffix(" fp32")
+        net = name.removesuffix(" fp32").removesuffix(" channels_last").removesuffix(" contiguous")  # same network, other layout
         count = parameters.get(net)
-        lines.append(_row(name.replace("ours", "ours (LeanUNet, default)") if net == "ours" else name,
+        lines.append(_row("ours (LeanUNet, default) fp32" if name == "ours fp32" else name,
                           "-" if count is None else f"{count / 1000:.0f} k",
                           "-" if net not in t["gflop_per_image"] else f"{t['gflop_per_image'][net]:.3f}",
                           f"{summary['images_per_s']:.0f}", _reach(summary), f"{summary['best_score'] or 0:.3f}"))

@@ -5,9 +5,10 @@ Two kinds of figures:
 * **Loop**: the default training (``python train.py``'s config, quiet: no logger, checkpoint or
   picture callbacks) until ``val/dice`` reaches the target: images per second of the training
   loop, wall time and epochs to the target, final Dice. Variants: ours fp32 (the default
-  network, :class:`~brainseg.models.LeanUNet`), ours ``bf16-mixed``, MONAI's ``UNet`` with the
-  same channels, strides 2 and ``num_res_units=0`` plugged into our :class:`SegmentationModule`
-  as ``net`` (the reference), and the :data:`CANDIDATES`: the earlier default network
+  network, :class:`~brainseg.models.LeanUNet`, in the NHWC layout), ours ``bf16-mixed``, MONAI's
+  ``UNet`` with the same channels, strides 2 and ``num_res_units=0`` plugged into our
+  :class:`SegmentationModule` as ``net`` (the reference, in the NCHW layout its users train it in;
+  once more in ours), and the :data:`CANDIDATES`: ours in NCHW, the earlier default network
   (``model=unet_classic``) and other lean designs.
 * **Default run**: the whole default ``python train.py`` (early stopping, best checkpoint, test
   split; no logger or progress bar), with the default network and with ``model=unet_classic``:
@@ -44,6 +45,7 @@ QUIET = [
 
 # Networks raced to the target in the same loop as ours and MONAI's: overrides of the default config.
 CANDIDATES = {
+    "ours contiguous fp32": ["model.channels_last=false"],  # the default network in the NCHW layout
     "unet_classic fp32": ["model=unet_classic"],  # the default network before LeanUNet
     "lean residual fp32": ["model.net.num_res_units=1"],
     "lean wide fp32": ["model.net.channels=[16,32,64,128]"],
@@ -227,9 +229,10 @@ def _nets(cfg: DictConfig, overrides: list[str]) -> dict:
 
     half = [max(1, int(c) // 2) for c in cfg.model.net.channels]
     builders = {"ours": lambda: instantiate(cfg.model.net), "ours half channels": lambda: instantiate(cfg.model.net, channels=half)}
-    for name, extra in CANDIDATES.items():  # each candidate's network, as its loop builds it
+    for name, extra in CANDIDATES.items():  # each candidate's network, as its loop builds it (ours in NCHW is ours)
         net = compose_conf("train", [*overrides, *extra]).model.net
-        builders[name.removesuffix(" fp32")] = lambda net=net: instantiate(net)
+        if net != cfg.model.net:
+            builders[name.removesuffix(" fp32")] = lambda net=net: instantiate(net)
     try:
         import monai  # noqa: F401
 
@@ -276,8 +279,13 @@ def run(
     loop["ours bf16-mixed"] = train_with_clock(
         workdir, "ours-bf16", [*overrides, "trainer.precision=bf16-mixed"], target_dice, cap
     )
-    if "monai" in builders:
-        loop["monai fp32"] = train_with_clock(workdir, "monai-fp32", overrides, target_dice, max_seconds, reference=True)
+    if "monai" in builders:  # the reference as MONAI's users run it (NCHW), and in our NHWC layout
+        loop["monai fp32"] = train_with_clock(
+            workdir, "monai-fp32", [*overrides, "model.channels_last=false"], target_dice, max_seconds, reference=True
+        )
+        loop["monai channels_last fp32"] = train_with_clock(
+            workdir, "monai-channels-last", [*overrides, "model.channels_last=true"], target_dice, max_seconds, reference=True
+        )
     for name, extra in CANDIDATES.items():
         loop[name] = train_with_clock(workdir, name.replace(" ", "-"), [*overrides, *extra], target_dice, max_seconds)
     default_runs = {

@@ -68,6 +68,23 @@ def test_the_float_probability_trap_that_read_zero_forever():
     assert make_metrics()["dice"](module.predict_mask(torch.logit(probabilities))[:, None], truth).item() == 1.0
 
 
+def test_channels_last_changes_the_layout_not_the_logits_or_the_checkpoint():
+    """The NHWC layout is a speed knob: same logits, and a state dict any contiguous network loads."""
+    from brainseg.models import LeanUNet
+
+    torch.manual_seed(0)
+    plain = SegmentationModule(LeanUNet(in_channels=4), DiceLoss(), functools.partial(torch.optim.Adam)).eval()
+    fast = SegmentationModule(LeanUNet(in_channels=4), DiceLoss(), functools.partial(torch.optim.Adam), channels_last=True).eval()
+    fast.load_state_dict(plain.state_dict())
+    convolution = fast.net.encoders[0][0][0].weight
+    assert convolution.is_contiguous(memory_format=torch.channels_last) and not convolution.is_contiguous()
+    image = torch.randn(2, 4, 32, 32)
+    torch.testing.assert_close(fast(image), plain(image), rtol=1e-4, atol=1e-5)
+    reloaded = LeanUNet(in_channels=4)
+    reloaded.load_state_dict(fast.net.state_dict())
+    torch.testing.assert_close(reloaded.eval()(image), plain(image), rtol=1e-4, atol=1e-5)
+
+
 def test_optimizer_and_scheduler_are_built_from_partials():
     scheduler = {"scheduler": functools.partial(torch.optim.lr_scheduler.StepLR, step_size=1), "interval": "epoch"}
     configured = _module(scheduler=scheduler).configure_optimizers()
