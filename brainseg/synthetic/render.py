@@ -112,5 +112,7 @@ class SlabRenderer:
                         add_motion_artifact(hu[n - c], slab_mask[n * sub + centre], shift, ghost[0][n], self.motion, self.pixel)
                 physics.quantize(hu, self.imaging, self.outside, out=image[k0 + c : k0 + c + len(hu)])
             mask[ks[0] : ks[-1] + 1] = slab_mask[centre::sub]
+            if self.outside is not None:  # no brain where the image holds no data, as a reader would draw it
+                mask[ks[0] : ks[-1] + 1, self.outside] = 0
             if labels is not None:
                 labels[ks[0] : ks[-1] + 1] = slab_labels[centre::sub]

@@ -223,6 +223,22 @@ def _bone_removed(config_on, seed: int = 6):
     return off, on, removed, float(np.prod(nib.affines.voxel_sizes(off.affine)))
 
 
+def test_a_circular_reconstruction_field_holds_no_brain_outside_it():
+    """Outside the circle the scanner writes padding: no data there, so no brain in the mask either."""
+    from brainseg.synthetic.render import _outside_circle
+
+    config = replace(SyntheticConfig(), shape_in_plane=(96, 96), slice_count=(30, 40),
+                     reconstruction_fov_mm=(150.0, 150.0), circular_fov_prob=1.0)  # smaller than a brain
+    case = generate_case(5, config)
+    assert case.meta["circular_fov"]
+    image, mask = acquisition_order(case, case.image), acquisition_order(case, case.mask) > 0
+    outside = _outside_circle(image.shape[1::-1]).T
+    rim = outside ^ ndimage.binary_dilation(outside, iterations=2)  # the two pixels just inside the circle
+    assert mask[rim].any()  # the brain reaches the circle: the field cuts it
+    assert not mask[outside].any()
+    assert np.unique(image[outside]).size == 1  # the padding value, the same everywhere outside
+
+
 def test_craniectomy_removes_the_flap_and_the_mask_stays_the_closed_cranial_cavity():
     off, on, removed, voxel_mm3 = _bone_removed(replace(QUIET, craniectomy_prob=1.0, craniectomy_bulge_mm=(0.0, 0.0)))
     assert [d["kind"] for d in on.meta["skull_defects"]] == ["craniectomy"]
