@@ -56,18 +56,15 @@ def _training(t: dict, machine: dict) -> list[str]:
         )
         nhwc = loop.get("monai channels_last fp32")
         if nhwc and nhwc.get("images_per_s"):
+            ours, nchw = loop["ours fp32"], loop.get("ours contiguous fp32")
+            same_layout = (f" and reaches the target in {ours['seconds_to_target'] / nhwc['seconds_to_target']:.2f}x its time"
+                           if ours["seconds_to_target"] and nhwc["seconds_to_target"] else "")
             lines.append(
-                f"- **Memory layout**: ours trains at {loop['ours fp32']['images_per_s']:.0f} images/s in NHWC and "
-                f"{loop['ours contiguous fp32']['images_per_s']:.0f} in NCHW"
-                if "ours contiguous fp32" in loop else
-                f"- **Memory layout**: ours trains at {loop['ours fp32']['images_per_s']:.0f} images/s in NHWC"
-            )
-            lines[-1] += (
-                f", MONAI's UNet at {nhwc['images_per_s']:.0f} in NHWC and {reference['images_per_s']:.0f} in NCHW. In the "
-                f"same layout ours trains at {loop['ours fp32']['images_per_s'] / nhwc['images_per_s']:.2f}x MONAI's "
-                "images/s"
-                + (f" and reaches the target in {loop['ours fp32']['seconds_to_target'] / nhwc['seconds_to_target']:.2f}x "
-                   "its time." if loop["ours fp32"]["seconds_to_target"] and nhwc["seconds_to_target"] else ".")
+                f"- **Memory layout**: ours trains at {ours['images_per_s']:.0f} images/s in NHWC"
+                + (f" and {nchw['images_per_s']:.0f} in NCHW" if nchw else "")
+                + f", MONAI's UNet at {nhwc['images_per_s']:.0f} in NHWC and {reference['images_per_s']:.0f} in NCHW. "
+                f"In the same layout ours trains at {ours['images_per_s'] / nhwc['images_per_s']:.2f}x MONAI's images/s"
+                f"{same_layout}."
             )
     classic = loop.get("unet_classic fp32")
     if classic and "unet_classic" in flops:
