@@ -156,8 +156,9 @@ class SyntheticConfig:
 
     @classmethod
     def varied(cls) -> "SyntheticConfig":
-        """The training distribution of issue 12: wide()'s acquisitions, every phenomenon at clinical rates.
-
+        """The training distribution of issue 12: wide()'s acquisitions, every phenomenon at clinical
+        rates but craniectomies, which are rare but must be learned: a quarter of the cases (at 8%,
+        the 3-D recipe's worst wide cases were craniectomies, 0.953; at 25%, 0.968).
         """
         return replace(
             cls.wide(),
@@ -165,7 +166,7 @@ class SyntheticConfig:
             sharp_kernel_prob=0.25,
             motion_prob=0.15,
             beam_hardening_prob=0.5,
-            craniectomy_prob=0.08,
+            craniectomy_prob=0.25,
             burr_hole_prob=0.08,
         )
 
