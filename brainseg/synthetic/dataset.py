@@ -16,9 +16,8 @@ from .generate import SyntheticCase, generate_case
 
 IMAGE_DIR, MASK_DIR = "CTA images", "brain masks"
 # Bump when a seed's case changes (2: taller heads in the wide presets; 3: the atlas cavity in half
-# the wide presets' cases; 4: no brain in the mask outside a circular reconstruction field, and a
-# quarter of the varied cases craniectomies): a dataset folder made by another version is made
-# again, not trained on as if it were today's.
+# the wide presets' cases; 4: no brain in the mask outside a circular reconstruction field): a
+# dataset folder made by another version is made again, not trained on as if it were today's.
 GENERATOR_VERSION = 4
 STAMP = "generator.json"
 log = logging.getLogger(__name__)

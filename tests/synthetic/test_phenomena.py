@@ -107,7 +107,7 @@ def test_varied_is_wide_acquisitions_with_every_phenomenon_on():
     assert all(getattr(varied, name) >= getattr(wide, name) > 0 for name in PHENOMENON_PROBS)
     probs = dict(varied.phase_probs)
     assert set(probs) == {"arterial", "non_contrast", "venous", "delayed"} and abs(sum(probs.values()) - 1) < 1e-9
-    with pytest.raises(ValueError, match="default, realistic, wide, varied, mixed"):
+    with pytest.raises(ValueError, match="default, realistic, wide, varied, varied_defects, mixed, mixed_defects"):
         SyntheticConfig.preset("everything")
 
 
@@ -119,6 +119,14 @@ def test_the_mixed_training_data_draws_each_case_from_default_or_varied_by_its_o
     seed = next(case_seed(0, i) for i, pick in enumerate(picks) if pick == SyntheticConfig.varied())
     mixed, varied = generate_case(seed, mixture), generate_case(seed, SyntheticConfig.varied())
     assert np.array_equal(mixed.image, varied.image) and np.array_equal(mixed.mask, varied.mask)  # the case of the preset it drew
+
+
+def test_the_3d_recipes_data_draws_the_same_cases_with_craniectomies_over_sampled():
+    mixed, defects = SyntheticConfig.preset("mixed"), SyntheticConfig.preset("mixed_defects")
+    seeds = [case_seed(0, i) for i in range(60)]
+    assert [mixed.pick(s) == SyntheticConfig() for s in seeds] == [defects.pick(s) == SyntheticConfig() for s in seeds]
+    assert SyntheticConfig.preset("varied_defects") == replace(SyntheticConfig.varied(), craniectomy_prob=0.25)
+    assert {part for part, _ in defects.parts} == {SyntheticConfig(), SyntheticConfig.varied_defects()}
 
 
 def test_a_varied_case_is_reproducible():
