@@ -166,8 +166,8 @@ def footprint(
     """The brain's footprint on the grid of the volume's MIP, from the 3-D model: its mask's union along S.
 
     What ``scripts/predict.py`` writes as ``<case>_footprint.png`` with a 3-D model. On the wide
-    generalization cases it is the better MIP mask: 0.991 mean and 0.944 worst Dice against the
-    MIP model's 0.978 and 0.929 (docs/generalization.md), at the 3-D model's cost (about a
+    generalization cases it is the better MIP mask: 0.992 mean and 0.961 worst Dice against the
+    MIP model's 0.979 and 0.903 (docs/generalization.md), at the 3-D model's cost (about a
     second per volume against a fraction of one).
 
     Args: as :func:`segment` (``model`` is a 3-D model).
