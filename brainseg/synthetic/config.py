@@ -177,7 +177,7 @@ class SyntheticConfig:
 
     @classmethod
     def preset(cls, name: str) -> "SyntheticConfig | SyntheticMixture":
-        """The preset called ``name``: ``default``, ``realistic``, ``wide``, ``varied`` or a mixture (``mixed``)."""
+        """The preset called ``name``: one of :data:`PRESETS`, or a mixture (``mixed``, ``mixed_defects``)."""
         if name == "default":
             return cls()
         if name in MIXTURES:
