@@ -21,6 +21,7 @@ from benchmarks.common import (
 from benchmarks.generalization import markdown as generalization_page
 from benchmarks.results import SECTIONS
 from benchmarks.suite import Sizes, run_benchmarks
+from benchmarks.training import race_summary
 
 from tests.conftest import make_dataset
 
@@ -49,6 +50,11 @@ def test_every_section_reports_its_figures(tiny_results):
     ours = training["loop"]["ours fp32"]
     assert ours["images_per_s"] > 0 and 0 <= ours["wait_share"] <= 1 and ours["epochs"] == 1
     assert training["gflop_per_image"]["ours"] > 0
+    if "monai fp32" in training["loop"]:  # ours and the reference race once more per seed (tiny: seed 1)
+        assert training["race"]["ours fp32"]["seeds"] == training["race"]["monai fp32"]["seeds"] == [42, 1]
+        assert len(training["race"]["monai fp32"]["images_per_s"]) == 2
+    else:
+        assert "race" not in training
 
     inference = results.sections["inference"]
     assert set(inference["mip_case"]) == {"project", "predict", "write", "total"}
@@ -79,6 +85,18 @@ def test_a_new_run_keeps_the_sections_other_scripts_measured(tiny_results):
     report.carry_over(again, previous)
     assert again.sections["memory"] == previous.sections["memory"]  # benchmark_memory.py's figures stay
     assert again.sections["training"] is results.sections["training"]  # the new run's own figures win
+
+
+def test_a_race_counts_a_run_that_missed_the_target_as_the_slowest():
+    def runs(*seconds):
+        return [{"seconds_to_target": s, "epochs_to_target": None if s is None else int(s) + 1, "images_per_s": 100.0 + i}
+                for i, s in enumerate(seconds)]
+
+    summary = race_summary([42, 1, 2], runs(2.0, 1.0, 3.0))
+    assert summary == {"seeds": [42, 1, 2], "seconds_to_target": [2.0, 1.0, 3.0], "epochs_to_target": [3, 2, 4],
+                       "images_per_s": [100.0, 101.0, 102.0], "median_seconds_to_target": 2.0, "median_images_per_s": 101.0}
+    assert race_summary([42, 1, 2], runs(1.0, None, 3.0))["median_seconds_to_target"] == 3.0
+    assert race_summary([42, 1], runs(1.0, None))["median_seconds_to_target"] is None  # half missed: no median
 
 
 def test_helpers():

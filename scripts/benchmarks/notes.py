@@ -49,11 +49,28 @@ def _training(t: dict, machine: dict) -> list[str]:
             f"backward), MONAI's {flops['monai']:.3f}: {flops['ours'] / flops['monai']:.2f}x the work, run at "
             f"{ours_rate:.0f} and {monai_rate:.0f} GFLOP/s. Ours trains at "
             f"{t['ours_vs_reference_images_per_s']:.2f}x MONAI's images/s and reaches the target in "
-            + (f"{t['ours_vs_reference_time_to_target']:.2f}x its time" if t["ours_vs_reference_time_to_target"] else
+            + (f"{t['ours_vs_reference_time_to_target']:.2f}x its time"
+               + (f" (one run each, seed {t['race']['ours fp32']['seeds'][0]})" if t.get("race") else "")
+               if t["ours_vs_reference_time_to_target"] else
                "- (one of them did not reach it)")
             + (", each in the memory layout it trains in by default: ours NHWC (`model.channels_last`), MONAI's NCHW."
                if "monai channels_last fp32" in loop else ".")
         )
+        race = t.get("race")
+        if race:
+            mine, theirs = race["ours fp32"], race["monai fp32"]
+            median_ratio = t["ours_vs_reference_median_time_to_target"]
+            reached = [e for racer in (mine, theirs) for e in racer["epochs_to_target"] if e is not None]
+            lines.append(
+                f"- **Time to the target over seeds**: ours and MONAI's UNet, each trained once per seed "
+                f"({', '.join(map(str, mine['seeds']))}), first reached val/dice {t['target_dice']} at epochs "
+                f"{_epochs(mine)} and {_epochs(theirs)}"
+                + (f": the seed alone moves it between epoch {min(reached)} and {max(reached)}, so one pair of runs "
+                   "cannot rank the two" if reached else "")
+                + f". Median time to the target: ours {_seconds(mine)}, MONAI's {_seconds(theirs)}"
+                + (f": {median_ratio:.2f}x." if median_ratio else ".")
+                + f" Median images/s: {mine['median_images_per_s']:.0f} and {theirs['median_images_per_s']:.0f}."
+            )
         nhwc = loop.get("monai channels_last fp32")
         if nhwc and nhwc.get("images_per_s"):
             ours, nchw = loop["ours fp32"], loop.get("ours contiguous fp32")
@@ -171,3 +188,12 @@ def notes(results: Results) -> str:
     if "loading" in s:
         lines += _loading(s["loading"])
     return "\n".join(lines) + "\n"
+
+
+def _epochs(racer: dict) -> str:
+    return ", ".join("-" if epoch is None else str(epoch) for epoch in racer["epochs_to_target"])
+
+
+def _seconds(racer: dict) -> str:
+    median = racer["median_seconds_to_target"]
+    return "not reached" if median is None else f"{median:.2f} s"

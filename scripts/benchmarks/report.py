@@ -85,9 +85,7 @@ def _training_rows(t: dict) -> list[str]:
              f"MONAI UNet fp32: {reference['images_per_s']:.1f} images/s" if reference else "MONAI not installed",
              _x(t["ours_vs_reference_images_per_s"]), f">= {TARGETS['reference']}x",
              _met(None if reference is None else t["ours_vs_reference_images_per_s"] >= TARGETS["reference"])),
-        _row(f"time to val/dice >= {target}, ours fp32", _reach(ours),
-             f"MONAI UNet fp32: {_reach(reference)}" if reference else "-", _x(t["ours_vs_reference_time_to_target"]),
-             f"<= {TARGETS['time_to_target']}x", _met(_at_most(t["ours_vs_reference_time_to_target"], TARGETS["time_to_target"]))),
+        *_time_to_target_rows(t, ours, reference),
         _row("training loop, ours bf16-mixed", f"{bf16['images_per_s']:.1f} images/s", f"ours fp32: {ours['images_per_s']:.1f} images/s",
              _x(t["bf16_vs_fp32_images_per_s"]), "-", "-"),
         _row(f"time to val/dice >= {target}, ours bf16-mixed", _reach(bf16), f"ours fp32: {_reach(ours)}", "-", "-", "-"),
@@ -104,6 +102,29 @@ def _training_rows(t: dict) -> list[str]:
                  and ours_run["test_dice"] >= classic_run["test_dice"] - 0.001),
         ))
     return rows
+
+
+def _time_to_target_rows(t: dict, ours: dict, reference: dict | None) -> list[str]:
+    """Ours against MONAI to the target: the loop's one run, and the medians over seeds that carry
+    the target when the race ran (older results have only the one run, which carried it then)."""
+    label, race = f"time to val/dice >= {t['target_dice']}, ours fp32", t.get("race")
+    versus = f"MONAI UNet fp32: {_reach(reference)}" if reference else "-"
+    ratio, limit = t["ours_vs_reference_time_to_target"], TARGETS["time_to_target"]
+    if not race:
+        return [_row(label, _reach(ours), versus, _x(ratio), f"<= {limit}x", _met(_at_most(ratio, limit)))]
+    median_ratio = t["ours_vs_reference_median_time_to_target"]
+    mine, theirs = race["ours fp32"], race["monai fp32"]
+    return [
+        _row(f"{label}, seed {mine['seeds'][0]} (one run)", _reach(ours), versus, _x(ratio), "-", "-"),
+        _row(f"{label}, median of {len(mine['seeds'])} seeds", _median_reach(mine), f"MONAI UNet fp32: {_median_reach(theirs)}",
+             _x(median_ratio), f"<= {limit}x", _met(_at_most(median_ratio, limit))),
+    ]
+
+
+def _median_reach(racer: dict) -> str:
+    epochs = ", ".join("-" if epoch is None else str(epoch) for epoch in racer["epochs_to_target"])
+    median = racer["median_seconds_to_target"]
+    return f"{'not reached' if median is None else _s(median)} (epochs {epochs})"
 
 
 def _at_most(value, limit) -> bool | None:
