@@ -1,6 +1,6 @@
 """Measure brainseg against its limits and the usual alternatives; write docs/benchmarks.{md,json}.
 
-    python scripts/benchmark.py                                  # everything (about 5 minutes on 2 idle cores)
+    python scripts/benchmark.py                                  # everything (6 to 10 minutes on 2 idle cores)
     python scripts/benchmark.py only=[preprocessing,inference] volume_checkpoint=CKPT
     python scripts/benchmark.py tiny=true output=/tmp/b         # every code path in seconds (figures meaningless)
     python scripts/benchmark.py render=docs/benchmarks.json     # tables and notes again, no measuring

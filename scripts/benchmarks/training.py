@@ -1,6 +1,6 @@
 """Training speed: ours against MONAI's ``UNet`` in the same loop, and what makes ours fast here.
 
-Two kinds of figures:
+The figures:
 
 * **Loop**: the default training (``python train.py``'s config, quiet: no logger, checkpoint or
   picture callbacks) until ``val/dice`` reaches the target: images per second of the training
@@ -12,8 +12,8 @@ Two kinds of figures:
   (``model=unet_classic``) and other lean designs.
 * **Race over seeds**: ours and MONAI's reference to the target once more for each of the
   ``race_seeds`` (the loop's run is the config's seed). Which epoch first reaches the target
-  swings by two either way with the seed alone, so the time-to-target ratio is held to the
-  medians of these runs, not to one pair.
+  moves by several with the seed alone, so the time-to-target ratio is held to the medians of
+  these runs, not to one pair.
 * **Default run**: the whole default ``python train.py`` (early stopping, best checkpoint, test
   split; no logger or progress bar), with the default network and with ``model=unet_classic``:
   the training wall time each needs and the test Dice each ends with.
