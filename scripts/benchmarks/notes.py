@@ -64,7 +64,7 @@ def _training(t: dict, machine: dict) -> list[str]:
             lines.append(
                 f"- **Time to the target over seeds**: ours and MONAI's UNet, each trained once per seed "
                 f"({', '.join(map(str, mine['seeds']))}), first reached val/dice {t['target_dice']} at epochs "
-                f"{_epochs(mine)} and {_epochs(theirs)}"
+                f"{race_epochs(mine)} and {race_epochs(theirs)}"
                 + (f": the seed alone moves it between epoch {min(reached)} and {max(reached)}, so one pair of runs "
                    "cannot rank the two" if reached else "")
                 + f". Median time to the target: ours {_seconds(mine)}, MONAI's {_seconds(theirs)}"
@@ -190,7 +190,8 @@ def notes(results: Results) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _epochs(racer: dict) -> str:
+def race_epochs(racer: dict) -> str:
+    """A racer's epochs to the target in seed order, '-' where it did not reach it."""
     return ", ".join("-" if epoch is None else str(epoch) for epoch in racer["epochs_to_target"])
 
 

@@ -11,7 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from benchmarks import memory
-from benchmarks.notes import notes
+from benchmarks.notes import notes, race_epochs
 from benchmarks.results import SECTIONS, TARGETS, Results
 
 VERSION_ORDER = ("python", "torch", "lightning", "numpy", "nibabel", "monai", "isal")
@@ -122,9 +122,8 @@ def _time_to_target_rows(t: dict, ours: dict, reference: dict | None) -> list[st
 
 
 def _median_reach(racer: dict) -> str:
-    epochs = ", ".join("-" if epoch is None else str(epoch) for epoch in racer["epochs_to_target"])
     median = racer["median_seconds_to_target"]
-    return f"{'not reached' if median is None else _s(median)} (epochs {epochs})"
+    return f"{'not reached' if median is None else _s(median)} (epochs {race_epochs(racer)})"
 
 
 def _at_most(value, limit) -> bool | None:
