@@ -21,7 +21,7 @@ from benchmarks.common import (
 from benchmarks.generalization import markdown as generalization_page
 from benchmarks.results import SECTIONS
 from benchmarks.suite import Sizes, run_benchmarks
-from benchmarks.training import race_summary
+from benchmarks.training import race_summary, race_to_target
 
 from tests.conftest import make_dataset
 
@@ -97,6 +97,14 @@ def test_a_race_counts_a_run_that_missed_the_target_as_the_slowest():
                        "images_per_s": [100.0, 101.0, 102.0], "median_seconds_to_target": 2.0, "median_images_per_s": 101.0}
     assert race_summary([42, 1, 2], runs(1.0, None, 3.0))["median_seconds_to_target"] == 3.0
     assert race_summary([42, 1], runs(1.0, None))["median_seconds_to_target"] is None  # half missed: no median
+
+
+def test_without_the_reference_nothing_is_raced(tmp_path, monkeypatch):
+    def no_training(*args, **kwargs):
+        raise AssertionError("a race without MONAI's UNet trained a run")
+
+    monkeypatch.setattr("benchmarks.training.train_with_clock", no_training)
+    assert race_to_target(tmp_path, [], {"ours fp32": {}}, 42, (1, 2), 0.95, 60.0) == {}
 
 
 def test_helpers():

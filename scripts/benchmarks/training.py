@@ -272,12 +272,10 @@ def race_to_target(
 ) -> dict:
     """Ours and MONAI's reference to the target once more per seed in ``race_seeds``: a
     :func:`race_summary` per racer, the loop's run (``seed``) first. Empty without MONAI (no reference)."""
-    if not race_seeds:
+    if not race_seeds or any(name not in loop for name in RACERS):  # before any run: none is wasted
         return {}
     race = {}
     for name, (slug, extra, reference) in RACERS.items():
-        if name not in loop:
-            return {}
         runs = [loop[name]] + [
             train_with_clock(workdir, f"{slug}-seed{s}", [*overrides, *extra, f"seed={s}"], target_dice, max_seconds,
                              reference=reference)
