@@ -14,8 +14,10 @@ A MIP hides the brain's outline: every line through the cranium meets bone at th
 skull base, so the MIP is bone-bright from the outer table inwards. The same streamed pass can
 also make :data:`EXTRA_PROJECTIONS`, which see what the MIP hides: how many millimetres of bone
 and of soft tissue each line crosses (a line along the skull wall runs through bone, one through
-the brain mostly through tissue), and the average HU. The MIP model takes them as extra input
-channels (docs/generalization.md measures what they add).
+the brain mostly through tissue), the average HU, and the soft tissue within 130 mm of the top
+of the head (the cranium's contents, without the neck that a head-and-neck field lays over
+them). The MIP model takes them as extra input channels (docs/synthetic_data.md measures what
+they add).
 """
 
 from __future__ import annotations
@@ -35,33 +37,32 @@ SUPERIOR_AXIS = 2  # index of S in RAS
 HU_OFFSET = 32768  # 16-bit MIP PNGs hold HU + 32768
 
 
-@dataclass(frozen=True)
-class ExtraProjection:
-    """A projection along S besides the MIP: what each line adds up, and how it becomes network input.
+SOFT_TISSUE_HU = (0.0, 100.0)  # brain, muscle, blood; not fat, contrast-filled vessels or bone
 
-    A line's value is its voxels' HU clipped to ``hu_range`` and averaged (``average``), or the
-    millimetres of it inside ``hu_range``.
-    """
+
+@dataclass(frozen=True, kw_only=True)
+class ExtraProjection:
+    """A projection along S besides the MIP: what each line through the volume holds, and how it
+    becomes network input. Made in the MIP's streamed pass: each slab of the volume gives partial
+    planes (:meth:`slab_parts`), joined across slabs with :attr:`combine` and finished into one
+    plane (:meth:`finish`)."""
 
     description: str
-    hu_range: tuple[float, float]
-    average: bool
     air: float  # its value on a line through air only (padding around the field of view)
     span: float  # network input = (value - air) / span: about 0 to 1 over a head
     png_step: float  # resolution: values are kept as 16-bit round(value / png_step) + png_offset
     png_offset: int = 0
+    combine: tuple = (np.add,)  # one ufunc per partial plane, joining two slabs' partial planes
 
-    def line_sums(self, hu: np.ndarray, axis: int) -> np.ndarray:
-        """Per line along ``axis`` of a slab in HU: the sum of clipped HU, or the count of voxels in range."""
-        low, high = self.hu_range
-        if self.average:
-            return np.clip(hu, low, high).sum(axis=axis, dtype=np.float64)
-        inside = hu >= low if high == np.inf else (hu >= low) & (hu <= high)
-        return inside.sum(axis=axis, dtype=np.int32)
+    def slab_parts(self, hu: np.ndarray, axis: int, ranks: np.ndarray, slice_mm: float, n_along: int) -> list[np.ndarray]:
+        """Partial planes of a slab in HU whose lines run along ``axis``. ``ranks`` numbers the
+        slab's voxels along it by their place along S in the volume (1 the most inferior, up to
+        ``n_along``), ``slice_mm`` apart."""
+        raise NotImplementedError
 
-    def per_voxel(self, slice_mm: float, n_slices: int) -> float:
-        """What one voxel of the summed lines is worth: 1 / n for an average, its length in mm otherwise."""
-        return 1.0 / n_slices if self.average else slice_mm
+    def finish(self, parts: list[np.ndarray], slice_mm: float, n_along: int, pixel_mm2: float) -> np.ndarray:
+        """The whole volume's joined partial planes -> the plane, in this projection's units."""
+        raise NotImplementedError
 
     def normalize(self, values: np.ndarray) -> np.ndarray:
         return ((np.asarray(values, np.float32) - self.air) / self.span).astype(np.float32)
@@ -75,13 +76,84 @@ class ExtraProjection:
         return ((stored.astype(np.float32) - self.png_offset) * np.float32(self.png_step)).astype(np.float32)
 
 
+def _soft_tissue(hu: np.ndarray) -> np.ndarray:
+    low, high = SOFT_TISSUE_HU
+    return (hu >= low) & (hu <= high)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LineTotal(ExtraProjection):
+    """A line's voxels' HU clipped to ``hu_range`` and averaged (``average``), or the millimetres
+    of it inside ``hu_range``."""
+
+    hu_range: tuple[float, float]
+    average: bool
+
+    def slab_parts(self, hu: np.ndarray, axis: int, ranks: np.ndarray, slice_mm: float, n_along: int) -> list[np.ndarray]:
+        low, high = self.hu_range
+        if self.average:
+            return [np.clip(hu, low, high).sum(axis=axis, dtype=np.float64)]
+        inside = hu >= low if high == np.inf else (hu >= low) & (hu <= high)
+        return [inside.sum(axis=axis, dtype=np.int32)]
+
+    def finish(self, parts: list[np.ndarray], slice_mm: float, n_along: int, pixel_mm2: float) -> np.ndarray:
+        return parts[0] * (1.0 / n_along if self.average else slice_mm)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TissueBelowTop(ExtraProjection):
+    """Millimetres of soft tissue a line crosses within ``band_mm`` below the top of the head.
+
+    The top of the head is the most superior layer of the volume (``layer_mm`` thick) holding on
+    average ``top_area_mm2`` of soft tissue per slice. Below it, the cranium fills the band: a
+    line through the brain crosses about 100 mm of tissue there, a line beside it a few mm of
+    scalp. The neck, face and shoulders, which an axial MIP of a head-and-neck field lays over
+    and beside the brain's footprint, lie below the band and leave this plane dark. A
+    craniectomy's brain still fills the band, so the plane does not need the vault.
+
+    One pass: each line's tissue is counted per layer along S, and the band, known only once
+    the top is, sums whole layers."""
+
+    band_mm: float = 130.0
+    layer_mm: float = 5.0
+    top_area_mm2: float = 500.0
+
+    def voxels_per_layer(self, slice_mm: float) -> int:
+        return int(np.clip(round(self.layer_mm / slice_mm), 1, 255))  # counts are kept as uint8
+
+    def slab_parts(self, hu: np.ndarray, axis: int, ranks: np.ndarray, slice_mm: float, n_along: int) -> list[np.ndarray]:
+        """Per line, the tissue voxels in each layer (0 in the layers this slab does not reach)."""
+        k = self.voxels_per_layer(slice_mm)
+        layer = (ranks.astype(np.intp) - 1) // k
+        starts = np.flatnonzero(np.r_[True, layer[1:] != layer[:-1]])  # runs of one layer along the axis
+        runs = np.add.reduceat(_soft_tissue(hu).view(np.uint8), starts, axis=axis, dtype=np.uint8)
+        counts = np.zeros((*np.delete(hu.shape, axis), -(-n_along // k)), np.uint8)
+        counts[..., layer[starts]] = np.moveaxis(runs, axis, -1)
+        return [counts]
+
+    def finish(self, parts: list[np.ndarray], slice_mm: float, n_along: int, pixel_mm2: float) -> np.ndarray:
+        counts = parts[0]
+        k = self.voxels_per_layer(slice_mm)
+        slices = np.bincount(np.arange(n_along) // k)  # per layer (the most superior one may be thinner)
+        area_mm2 = counts.reshape(-1, counts.shape[-1]).sum(axis=0, dtype=np.int64) * pixel_mm2 / slices
+        held = np.flatnonzero(area_mm2 >= self.top_area_mm2)
+        if held.size == 0:  # no head: nothing below its top
+            return np.zeros(counts.shape[:-1], np.float32)
+        top = int(held[-1])
+        n_band = max(1, round(self.band_mm / (k * slice_mm)))
+        band = counts[..., max(0, top + 1 - n_band) : top + 1].sum(axis=-1, dtype=np.int32)
+        return band.astype(np.float32) * np.float32(slice_mm)
+
+
 EXTRA_PROJECTIONS = {
-    "mean": ExtraProjection("average HU along the line, each voxel clipped to [-1000, 2000]", (-1000.0, 2000.0), True,
-                            air=-1000.0, span=2000.0, png_step=1.0, png_offset=HU_OFFSET),
-    "bone_mm": ExtraProjection("millimetres of bone (>= 300 HU) along the line", (300.0, np.inf), False,
-                               air=0.0, span=100.0, png_step=0.1),
-    "tissue_mm": ExtraProjection("millimetres of soft tissue (0 to 100 HU) along the line", (0.0, 100.0), False,
-                                 air=0.0, span=200.0, png_step=0.1),
+    "mean": LineTotal(description="average HU along the line, each voxel clipped to [-1000, 2000]", hu_range=(-1000.0, 2000.0),
+                      average=True, air=-1000.0, span=2000.0, png_step=1.0, png_offset=HU_OFFSET),
+    "bone_mm": LineTotal(description="millimetres of bone (>= 300 HU) along the line", hu_range=(300.0, np.inf), average=False,
+                         air=0.0, span=100.0, png_step=0.1),
+    "tissue_mm": LineTotal(description="millimetres of soft tissue (0 to 100 HU) along the line", hu_range=SOFT_TISSUE_HU,
+                           average=False, air=0.0, span=200.0, png_step=0.1),
+    "top_tissue_mm": TissueBelowTop(description="millimetres of soft tissue (0 to 100 HU) along the line within 130 mm below "
+                                    "the top of the head", air=0.0, span=130.0, png_step=0.1),
 }
 
 
@@ -144,17 +216,19 @@ def _to_display(volume: NiftiVolume, projected: np.ndarray, axis: int) -> tuple[
 
 
 def _reduce_slabs(volume: NiftiVolume, axis: int, reduce_slab, combine) -> list[np.ndarray]:
-    """Stream ``volume`` and reduce it along storage ``axis``: ``reduce_slab(slab, axis)`` gives a
-    list of arrays per slab, combined across slabs with ``combine`` (one function per array)."""
+    """Stream ``volume`` and reduce it along storage ``axis``: ``reduce_slab(slab, axis, indices)``
+    (``indices``: the slab's voxel indices along ``axis``) gives a list of arrays per slab,
+    combined across slabs with ``combine`` (one function per array)."""
     nx, ny, nz = volume.shape
     results = None
     for start, slab in volume.iter_slabs():
-        parts = reduce_slab(slab, axis)
+        indices = np.arange(start, start + slab.shape[2]) if axis == 2 else np.arange(slab.shape[axis])
+        parts = reduce_slab(slab, axis, indices)
         if axis == 2:
             results = parts if results is None else [join(result, part) for join, result, part in zip(combine, results, parts)]
         else:
             if results is None:
-                results = [np.empty((ny if axis == 0 else nx, nz), dtype=part.dtype) for part in parts]
+                results = [np.empty((ny if axis == 0 else nx, nz, *part.shape[2:]), dtype=part.dtype) for part in parts]
             for result, part in zip(results, parts):
                 result[:, start : start + slab.shape[2]] = part
     return results
@@ -171,24 +245,31 @@ def project_volume(volume: NiftiVolume, extra: tuple[str, ...] = ()) -> tuple[np
     axis = _projection_axis(volume)
     take_max = volume.slope > 0
     is_float = volume.dtype.kind == "f"
+    n_along = volume.shape[axis]
+    slice_mm = float(volume.spacing[axis])
+    pixel_mm2 = float(np.prod([volume.spacing[a] for a in range(3) if a != axis]))
+    rank_type = np.uint16 if n_along < 65536 else np.uint32
 
-    def reduce_slab(slab: np.ndarray, ax: int) -> list[np.ndarray]:
+    def reduce_slab(slab: np.ndarray, ax: int, indices: np.ndarray) -> list[np.ndarray]:
         if is_float and not np.isfinite(slab).all():
             raise BadCaseError(volume.path, "contains NaN or Inf voxels")
         parts = [slab.max(axis=ax) if take_max else slab.min(axis=ax)]
         if extra:
             hu = volume.scale(slab)
-            parts += [EXTRA_PROJECTIONS[name].line_sums(hu, ax) for name in extra]
+            ranks = (indices + 1 if volume.orientation[axis, 1] > 0 else n_along - indices).astype(rank_type)  # 1 = most inferior
+            for name in extra:
+                parts += EXTRA_PROJECTIONS[name].slab_parts(hu, ax, ranks, slice_mm, n_along)
         return parts
 
-    combine = [np.maximum if take_max else np.minimum] + [np.add] * len(extra)
-    mip, *sums = _reduce_slabs(volume, axis, reduce_slab, combine)
+    combine = [np.maximum if take_max else np.minimum] + [join for name in extra for join in EXTRA_PROJECTIONS[name].combine]
+    mip, *partials = _reduce_slabs(volume, axis, reduce_slab, combine)
     mip, spacing = _to_display(volume, volume.scale(mip), axis)
     planes = {}
-    for name, total in zip(extra, sums):  # at the cache's resolution, so a cached case equals a fresh one
+    for name in extra:  # at the cache's resolution, so a cached case equals a fresh one
         kind = EXTRA_PROJECTIONS[name]
-        line = total * kind.per_voxel(float(volume.spacing[axis]), volume.shape[axis])
-        planes[name] = kind.dequantize(kind.quantize(_to_display(volume, line, axis)[0]))
+        parts, partials = partials[: len(kind.combine)], partials[len(kind.combine) :]
+        plane = kind.finish(parts, slice_mm, n_along, pixel_mm2)
+        planes[name] = kind.dequantize(kind.quantize(_to_display(volume, plane, axis)[0]))
     return mip, planes, spacing
 
 

@@ -1,7 +1,7 @@
 """Pictures of the generalization matrix's worst cases: where a model fails, for a person to look at.
 
 Truth is drawn in green and prediction in red (:mod:`brainseg.visualization`). The MIP case is
-its MIP with both footprints; the 3-D case is a coronal and a sagittal slice through the
+its MIP and the extra projections the model takes, with both footprints; the 3-D case is a coronal and a sagittal slice through the
 middle of the true brain, in RAS display (superior up), with both masks' outlines.
 """
 
@@ -15,7 +15,7 @@ import numpy as np
 from brainseg.data.cases import open_case
 from brainseg.data.discovery import discover_cases
 from brainseg.data.normalization import window_hu
-from brainseg.data.projection import project_case
+from brainseg.data.projection import EXTRA_PROJECTIONS, project_case
 from brainseg.inference.predict import load_predictor
 from brainseg.visualization import enlarge, grid, overlay, save_png
 
@@ -51,14 +51,21 @@ def _isotropic(view: np.ndarray, row_mm: float, col_mm: float, nearest: bool) ->
 
 
 def worst_mip_picture(ckpt_path: str, dataset: Path, rows: dict[str, dict], path: Path) -> dict:
-    """The MIP model's worst case: its MIP, true and predicted footprints."""
+    """The MIP model's worst case: its MIP and the extra projections the model takes beside it
+    (each from its air value, black, to a head's, white), with the true and predicted footprints."""
     case_id, dice = _worst(rows)
     predictor = load_predictor(ckpt_path)
-    projection = project_case(open_case(_record(dataset, case_id)), predictor.preprocessing.extra_projections)
+    names = predictor.preprocessing.extra_projections
+    projection = project_case(open_case(_record(dataset, case_id)), names)
     prediction = predictor.predict(projection)
-    save_png(_panel(projection.image, projection.mask, prediction.mask, predictor.preprocessing.hu_window), path)
+    panels = [_panel(projection.image, projection.mask, prediction.mask, predictor.preprocessing.hu_window)]
+    panels += [_panel(EXTRA_PROJECTIONS[name].normalize(projection.extra[name]), projection.mask, prediction.mask, (0.0, 1.0))
+               for name in names]
+    save_png(grid([panels]), path)
+    planes = f", then {', '.join(f'`{name}`' for name in names)}" if names else ""
     return {"case": case_id, "dice": dice, "path": str(path),
-            "caption": f"MIP model, worst case `{case_id}` (Dice {dice:.3f}): MIP with the true (green) and predicted (red) footprint."}
+            "caption": f"MIP model, worst case `{case_id}` (Dice {dice:.3f}): the MIP{planes}, with the true (green) and "
+                       "predicted (red) footprint."}
 
 
 def worst_volume_picture(dataset: Path, rows: dict[str, dict], ckpt_path: str, path: Path) -> dict:

@@ -123,17 +123,17 @@ def test_augmentation_moves_image_and_mask_together():
 
 
 def test_extra_projections_are_input_channels_after_the_mip_and_travel_in_the_preprocessing(datamodule, tmp_path):
-    extra = ("mean", "bone_mm", "tissue_mm")
-    module = MipDataModule(root=datamodule.root, cache_dir=str(tmp_path / "cache"), image_size=32, extra_projections=extra, in_channels=4)
+    extra = ("mean", "bone_mm", "tissue_mm", "top_tissue_mm")
+    module = MipDataModule(root=datamodule.root, cache_dir=str(tmp_path / "cache"), image_size=32, extra_projections=extra, in_channels=5)
     module.prepare_data()
     module.setup("fit")
     case, mip_only = module.cases["val"][0], datamodule.cases["val"][0]
-    assert case.image.shape == (4, 32, 32)
+    assert case.image.shape == (5, 32, 32)
     torch.testing.assert_close(case.image[:1], mip_only.image)  # the MIP channel is what a MIP-only model sees
     assert case.image[1:].amin() >= 0.0 and case.image[2:].amax() > 0.05  # air is 0; the head has bone and tissue
-    assert module.preprocessing().extra_projections == extra and module.preprocessing().in_channels == 4
+    assert module.preprocessing().extra_projections == extra and module.preprocessing().in_channels == 5
     batch = next(iter(module.train_dataloader()))
-    assert batch["image"].shape[1:] == (4, 32, 32) and batch["mask"].shape[1:] == (1, 32, 32)
+    assert batch["image"].shape[1:] == (5, 32, 32) and batch["mask"].shape[1:] == (1, 32, 32)
 
 
 def test_in_channels_must_count_the_mip_and_the_extra_projections(datamodule):

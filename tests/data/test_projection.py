@@ -77,25 +77,43 @@ def test_streaming_over_many_slabs_matches_numpy(tmp_path, monkeypatch):
         np.testing.assert_array_equal(display_to_ras(project_image(volume_obj)[0]), expected)
 
 
-def expected_extra(ras_hu: np.ndarray, slice_mm: float) -> dict[str, np.ndarray]:
+def tissue_below_top(ras_hu: np.ndarray, slice_mm: float, pixel_mm2: float, band_mm=130.0, layer_mm=5.0, top_area_mm2=500.0):
+    """The soft tissue within ``band_mm`` below the top of the head, slice by slice as defined."""
+    tissue = (ras_hu >= 0) & (ras_hu <= 100)
+    k = max(1, round(layer_mm / slice_mm))
+    layers = [tissue[:, :, i : i + k] for i in range(0, tissue.shape[2], k)]  # from the most inferior up
+    held = [i for i, layer in enumerate(layers) if layer.sum() * pixel_mm2 / layer.shape[2] >= top_area_mm2]
+    if not held:
+        return np.zeros(ras_hu.shape[:2])
+    n_band = max(1, round(band_mm / (k * slice_mm)))
+    return sum(layers[i].sum(axis=2) for i in range(max(0, held[-1] + 1 - n_band), held[-1] + 1)) * slice_mm
+
+
+def expected_extra(ras_hu: np.ndarray, slice_mm: float, pixel_mm2: float) -> dict[str, np.ndarray]:
     """The extra projections of a RAS-ordered HU volume, by their definitions, in display orientation."""
     return {
         "mean": ras_to_display(np.clip(ras_hu, -1000, 2000).mean(axis=2)),
         "bone_mm": ras_to_display((ras_hu >= 300).sum(axis=2) * slice_mm),
         "tissue_mm": ras_to_display(((ras_hu >= 0) & (ras_hu <= 100)).sum(axis=2) * slice_mm),
+        "top_tissue_mm": ras_to_display(tissue_below_top(ras_hu, slice_mm, pixel_mm2)),
     }
 
 
 @pytest.mark.parametrize("codes", ["RAS", "LPI", "SAR", "ASL"])
 def test_extra_projections_measure_bone_and_tissue_along_s_whatever_the_storage_order(tmp_path, codes, monkeypatch):
     monkeypatch.setattr("brainseg.data.nifti.SLAB_BYTES", 200)  # a few slices per read: slabs are combined
-    ras = np.random.default_rng(2).choice([-1000, -50, 40, 90, 250, 700, 3000], (10, 12, 9)).astype(np.int16)
-    stored, affine = _reorient(ras, RAS_AFFINE, codes)
+    rng = np.random.default_rng(2)
+    ras_hu = rng.choice([-1000, -50, 40, 90, 250, 700, 3000], (30, 32, 80)).astype(np.float32)
+    ras_hu[:, :, 70:] = np.where(rng.random((30, 32, 10)) < 0.3, 40, -1000)  # sparse tissue at the top: the head's top is inside the volume
+    ras_hu[:, :, 77:] = -1000
+    ras = ((ras_hu + 1000) / 2).astype(np.int16)  # stored with slope 2, intercept -1000
+    affine = np.diag([2.0, 2.0, 2.5, 1.0])  # 2.5 mm slices: 2-slice layers, a 26-layer band that leaves out the lowest slices
+    stored, affine = _reorient(ras, affine, codes)
     volume = open_nifti(write_nifti(tmp_path / "img.nii.gz", stored, affine, slope=2.0, inter=-1000.0))
-    mip, extra, _ = project_volume(volume, ("mean", "bone_mm", "tissue_mm"))
-    ras_hu = ras * 2.0 - 1000.0
+    mip, extra, _ = project_volume(volume, tuple(EXTRA_PROJECTIONS))
     np.testing.assert_allclose(mip, ras_to_display(ras_hu.max(axis=2)))
-    for name, expected in expected_extra(ras_hu, slice_mm=2.5).items():  # at the cache's resolution: 1 HU, 0.1 mm
+    assert 0 < extra["top_tissue_mm"].max() and (extra["top_tissue_mm"] < extra["tissue_mm"]).any()
+    for name, expected in expected_extra(ras_hu, slice_mm=2.5, pixel_mm2=4.0).items():  # at the cache's resolution: 1 HU, 0.1 mm
         np.testing.assert_allclose(extra[name], expected, atol=EXTRA_PROJECTIONS[name].png_step / 2 + 1e-4, err_msg=name)
 
 
@@ -105,6 +123,28 @@ def test_a_column_through_3_slices_of_bone_and_2_of_brain_has_7_5_mm_of_bone_and
     _, extra, _ = project_volume(open_nifti(write_nifti(tmp_path / "c.nii.gz", volume, RAS_AFFINE)), ("bone_mm", "tissue_mm", "mean"))
     assert extra["bone_mm"][1, 1] == pytest.approx(7.5) and extra["tissue_mm"][1, 1] == pytest.approx(5.0)
     assert extra["mean"][1, 1] == np.round(np.mean(np.clip(column, -1000, 2000)))  # whole HU
+
+
+def test_the_tissue_below_the_top_of_the_head_holds_the_brain_not_the_neck_under_it(tmp_path):
+    """A head-and-neck field: the neck, 140 mm below the vertex, lies beside the brain's footprint;
+    half the brain has no bone above it (a craniectomy)."""
+    hu = np.full((40, 40, 100), -1000.0, np.float32)  # 2 mm voxels, S up
+    x, y = np.mgrid[:40, :40]
+    brain = (x - 12) ** 2 + (y - 20) ** 2 <= 64  # 800 mm² a slice
+    neck = (x - 30) ** 2 + (y - 20) ** 2 <= 16
+    hu[brain, 45:95] = 35.0
+    hu[brain & (x < 12), 95:97] = 1200.0  # the vault over one half; the other half bulges through the defect
+    hu[brain & (x >= 12), 95:97] = 35.0
+    hu[brain, 97] = 20.0  # scalp: the top of the head
+    hu[neck, :28] = 50.0
+    volume = open_nifti(write_nifti(tmp_path / "h.nii.gz", hu.astype(np.int16), np.diag([2.0, 2.0, 2.0, 1.0])))
+    _, extra, _ = project_volume(volume, ("tissue_mm", "top_tissue_mm"))
+    plane, everything = display_to_ras(extra["top_tissue_mm"]), display_to_ras(extra["tissue_mm"])
+    assert everything[neck].min() == pytest.approx(56.0)  # the neck's 28 slices, all of them tissue
+    assert plane[neck].max() == 0.0  # ... and none of it within 130 mm of the top
+    np.testing.assert_allclose(plane[brain & (x < 12)], 102.0)  # 50 slices of brain and the scalp under the vault
+    np.testing.assert_allclose(plane[brain & (x >= 12)], 106.0)  # the same and the bulge where there is no bone
+    assert plane[~brain & ~neck].max() == 0.0
 
 
 def test_a_cached_case_equals_a_fresh_one_extra_projections_included(tmp_path):
@@ -134,9 +174,9 @@ def test_extra_projections_are_cached_to_0_1_mm_and_1_hu_and_their_set_is_part_o
 
 
 def test_unknown_extra_projections_are_refused():
-    with pytest.raises(ValueError, match="extra projections must be distinct names among mean, bone_mm, tissue_mm"):
+    with pytest.raises(ValueError, match="extra projections must be distinct names among mean, bone_mm, tissue_mm, top_tissue_mm"):
         MipRepresentation(("mean", "median"))
-    assert set(EXTRA_PROJECTIONS) == {"mean", "bone_mm", "tissue_mm"}
+    assert set(EXTRA_PROJECTIONS) == {"mean", "bone_mm", "tissue_mm", "top_tissue_mm"}
 
 
 @pytest.mark.parametrize("value", [255, 7])

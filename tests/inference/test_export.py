@@ -31,12 +31,12 @@ def checkpoint_logits(run: Path, images: torch.Tensor) -> np.ndarray:
 def test_torchscript_matches_the_checkpoint_and_embeds_its_preprocessing(trained_run, tmp_path):
     path = export(export_config(trained_run, tmp_path, "torchscript"))
     assert path.name == "model.pt"
-    images = torch.rand(5, 4, 32, 32)  # the MIP and three extra projections
+    images = torch.rand(5, 5, 32, 32)  # the MIP and four extra projections
     np.testing.assert_allclose(run_exported(path, images), checkpoint_logits(trained_run, images), atol=1e-5)
     extra = {"brainseg.json": ""}
     torch.jit.load(str(path), _extra_files=extra)
     preprocessing = json.loads(extra["brainseg.json"])["preprocessing"]
-    assert preprocessing["input_size"] == 32 and preprocessing["extra_projections"] == ["mean", "bone_mm", "tissue_mm"]
+    assert preprocessing["input_size"] == 32 and preprocessing["extra_projections"] == ["mean", "bone_mm", "tissue_mm", "top_tissue_mm"]
 
 
 def test_onnx_matches_the_checkpoint_for_any_batch_size(trained_run, tmp_path):
@@ -45,7 +45,7 @@ def test_onnx_matches_the_checkpoint_for_any_batch_size(trained_run, tmp_path):
     pytest.importorskip("onnxruntime")
     path = export(export_config(trained_run, tmp_path, "onnx"))
     for batch in (1, 4):
-        images = torch.rand(batch, 4, 32, 32)
+        images = torch.rand(batch, 5, 32, 32)
         np.testing.assert_allclose(run_exported(path, images), checkpoint_logits(trained_run, images), atol=1e-4)
     properties = {prop.key: prop.value for prop in onnx.load(str(path)).metadata_props}
     assert json.loads(properties["brainseg"])["threshold"] == 0.5

@@ -49,9 +49,9 @@ def test_network_input_is_what_the_datamodule_feeds_training(trained_run, datamo
     predictor = load_predictor(best_checkpoint(trained_run))
     case = datamodule.cases["test"][0]
     projection = datamodule.prepared.items[case.case_id]
-    assert predictor.preprocessing.extra_projections == ("mean", "bone_mm", "tissue_mm")  # the default
+    assert predictor.preprocessing.extra_projections == ("mean", "bone_mm", "tissue_mm", "top_tissue_mm")  # the default
     image, fit = predictor.network_input(projection)
-    assert image.shape == (4, 32, 32)
+    assert image.shape == (5, 32, 32)
     torch.testing.assert_close(image, case.image)
     assert fit == case.fit
 

@@ -69,7 +69,7 @@ def test_good_cases_get_three_pngs_bad_ones_nothing_and_the_failures_are_listed(
     assert {case_id for case_id, (state, _) in status.items() if state == "failed"} == {"truncated", "text", "flat", "mip"}
     assert {case_id for case_id, (state, _) in status.items() if state in ("ok", "warning")} == {"good0", "good1"}
     assert status["flat"][1] in failures  # the failure's one line is its reason
-    assert "mean, bone_mm, tissue_mm projection(s) besides the MIP, which only a CT volume gives" in status["mip"][1]
+    assert "mean, bone_mm, tissue_mm, top_tissue_mm projection(s) besides the MIP, which only a CT volume gives" in status["mip"][1]
 
 
 def test_a_mip_only_model_predicts_mip_pngs(tmp_path):
