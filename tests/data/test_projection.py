@@ -1,6 +1,7 @@
 """MIP along the patient's S axis whatever the storage order, and one-line errors for bad files."""
 
 import gzip
+from types import SimpleNamespace
 
 import nibabel as nib
 import numpy as np
@@ -14,6 +15,7 @@ from brainseg.data.projection import (
     MipCache,
     MipRepresentation,
     Projection,
+    SlabValues,
     display_to_ras,
     project_case,
     project_image,
@@ -266,3 +268,16 @@ def mask_mip(volume):
     """The union along S of a mask file, and the warnings its labels gave."""
     mask, warnings = read_binary_mask(volume)
     return project_mask(mask, volume), warnings
+
+
+@pytest.mark.parametrize("slope, intercept", [(1.0, -1024.0), (2.0, -1000.0), (-1.0, 1000.0), (0.7, -1024.0)])
+def test_slab_values_in_stored_integers_match_their_definitions_in_hu(slope, intercept):
+    """Integer files are tested and summed in their stored values; the results are those of HU."""
+    stored = np.random.default_rng(4).integers(-1500, 3500, (6, 7, 9)).astype(np.int16)
+    volume = SimpleNamespace(slope=slope, intercept=intercept, scale=lambda values: values.astype(np.float32) * np.float32(slope) + np.float32(intercept))
+    hu = stored.astype(np.float64) * slope + intercept
+    slab = SlabValues(stored, volume)
+    for low, high in [(0.0, 100.0), (300.0, np.inf), (-1000.0, 2000.0), (40000.0, np.inf)]:
+        np.testing.assert_array_equal(slab.within(low, high), (hu >= low) & (hu <= high), err_msg=f"{low}..{high}")
+    np.testing.assert_allclose(slab.clipped_sum(-1000.0, 2000.0, axis=1), np.clip(hu, -1000, 2000).sum(axis=1), atol=1e-3)  # HU in float32 where bounds fall between integers
+    assert slab.within(0.0, 100.0) is slab.within(0.0, 100.0)  # made once per slab, shared by the planes that ask
