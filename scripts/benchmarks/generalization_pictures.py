@@ -19,7 +19,8 @@ from brainseg.data.projection import EXTRA_PROJECTIONS, project_case
 from brainseg.inference.predict import load_predictor
 from brainseg.visualization import enlarge, grid, overlay, save_png
 
-SIDE = 384  # pixels of the longer side of each panel
+SIDE = 384  # pixels of the longer side of each panel, at least
+PLANE_SIDE = 256  # the same for the MIP case's five panels, which sit side by side
 VOLUME_WINDOW = (-100.0, 1000.0)  # HU: brain, vessels and bone apart
 
 
@@ -33,9 +34,9 @@ def _record(dataset: Path, case_id: str):
     return next(record for record in discover_cases(dataset).cases if record.case_id == case_id)
 
 
-def _panel(hu: np.ndarray, truth: np.ndarray, prediction: np.ndarray, window: tuple[float, float]) -> np.ndarray:
+def _panel(hu: np.ndarray, truth: np.ndarray, prediction: np.ndarray, window: tuple[float, float], side: int = SIDE) -> np.ndarray:
     gray = (window_hu(hu, window) * 255).round().astype(np.uint8)
-    gray, (truth, prediction) = enlarge(gray, [truth, prediction], SIDE)
+    gray, (truth, prediction) = enlarge(gray, [truth, prediction], side)
     return overlay(gray, [truth, prediction], width=2)
 
 
@@ -58,8 +59,8 @@ def worst_mip_picture(ckpt_path: str, dataset: Path, rows: dict[str, dict], path
     names = predictor.preprocessing.extra_projections
     projection = project_case(open_case(_record(dataset, case_id)), names)
     prediction = predictor.predict(projection)
-    panels = [_panel(projection.image, projection.mask, prediction.mask, predictor.preprocessing.hu_window)]
-    panels += [_panel(EXTRA_PROJECTIONS[name].normalize(projection.extra[name]), projection.mask, prediction.mask, (0.0, 1.0))
+    panels = [_panel(projection.image, projection.mask, prediction.mask, predictor.preprocessing.hu_window, PLANE_SIDE)]
+    panels += [_panel(EXTRA_PROJECTIONS[name].normalize(projection.extra[name]), projection.mask, prediction.mask, (0.0, 1.0), PLANE_SIDE)
                for name in names]
     save_png(grid([panels]), path)
     planes = f", then {', '.join(f'`{name}`' for name in names)}" if names else ""
