@@ -26,6 +26,7 @@ from PIL import Image, PngImagePlugin
 from brainseg.data.discovery import CaseRecord
 
 CACHE_VERSION = 1  # bump when a representation changes what it writes
+HU_OFFSET = 32768  # 16-bit PNGs of HU (MIPs, the mean projection) hold HU + 32768
 # A cache file is written in well under a second; a temporary nobody touched for an hour has no writer.
 STALE_AFTER_S = 3600.0
 TEMPORARY_NAME = re.compile(r"\..+-(?P<pid>\d+)@(?P<host>[^@/]+)-[^-]+\.tmp")  # see write_atomically

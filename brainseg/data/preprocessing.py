@@ -11,8 +11,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from brainseg.data.extra_projections import check_extra_projections, normalize_extra
 from brainseg.data.normalization import normalize_hu
-from brainseg.data.projection import check_extra_projections, normalize_extra
 
 MODES = ("mip", "slices")  # mip: 2-D footprint from a MIP along S | slices: axial slices -> 3-D mask
 NORMALIZATIONS = ("window", "zscore")

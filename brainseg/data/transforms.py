@@ -12,7 +12,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from brainseg.data.projection import EXTRA_PROJECTIONS, Projection
+from brainseg.data.extra_projections import EXTRA_PROJECTIONS
+from brainseg.data.projection import Projection
 
 AIR_HU = -1024.0
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from brainseg.data.cache import HU_OFFSET
 from brainseg.data.cases import open_case
 from brainseg.data.dicom import DicomSeries
 from brainseg.data.dicom_study import scan_study
@@ -18,7 +19,7 @@ from brainseg.data.discovery import (
     discover_cases,
     strip_nifti_suffix,
 )
-from brainseg.data.projection import HU_OFFSET, Projection, project_case
+from brainseg.data.projection import Projection, project_case
 from brainseg.errors import BadCaseError
 
 PNG_SUFFIX = ".png"

@@ -14,8 +14,9 @@ import numpy as np
 
 from brainseg.data.cases import open_case
 from brainseg.data.discovery import discover_cases
+from brainseg.data.extra_projections import EXTRA_PROJECTIONS
 from brainseg.data.normalization import window_hu
-from brainseg.data.projection import EXTRA_PROJECTIONS, project_case
+from brainseg.data.projection import project_case
 from brainseg.inference.predict import load_predictor
 from brainseg.visualization import enlarge, grid, overlay, save_png
 

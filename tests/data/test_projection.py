@@ -9,13 +9,12 @@ import pytest
 
 from brainseg.data.cases import open_case, read_binary_mask
 from brainseg.data.discovery import CaseRecord
+from brainseg.data.extra_projections import EXTRA_PROJECTIONS, SlabValues
 from brainseg.data.nifti import open_nifti
 from brainseg.data.projection import (
-    EXTRA_PROJECTIONS,
     MipCache,
     MipRepresentation,
     Projection,
-    SlabValues,
     display_to_ras,
     project_case,
     project_image,
