@@ -69,9 +69,9 @@ class SlabValues:
     def clipped_sum(self, low: float, high: float, axis: int) -> np.ndarray:
         """Per line along ``axis``: the sum of its voxels' HU clipped to [low, high] (float64)."""
         bounds = self._stored_bounds(low, high)
-        if bounds is None or not all(float(b).is_integer() for b in bounds):
-            return np.clip(self.hu, low, high).sum(axis=axis, dtype=np.float64)
-        info = np.iinfo(self.stored.dtype)
+        info = np.iinfo(self.stored.dtype) if bounds is not None else None
+        if bounds is None or not all(float(b).is_integer() for b in bounds) or bounds[0] > info.max or bounds[1] < info.min:
+            return np.clip(self.hu, low, high).sum(axis=axis, dtype=np.float64)  # float files, odd bounds, or a range the dtype cannot hold
         clipped = np.clip(self.stored, int(max(bounds[0], info.min)), int(min(bounds[1], info.max)))  # bounds outside the dtype clip nothing
         total = clipped.sum(axis=axis, dtype=np.int64)
         return total * self.volume.slope + self.volume.intercept * self.stored.shape[axis]

@@ -42,7 +42,7 @@ def test_two_shards_fill_one_cache_exactly_like_a_single_run(tmp_path):
     assert single.returncode == 0, single.stderr[-3000:]
 
     union, reference = cache_content(tmp_path / "sharded"), cache_content(tmp_path / "single")
-    assert sorted(union) == sorted(reference) and len(reference) == 25  # 5 x (image, mask, 3 extra projections), no temporary files
+    assert sorted(union) == sorted(reference) and len(reference) == 30  # 5 x (image, mask, 4 extra projections), no temporary files
     for name, (pixels, text) in reference.items():
         assert np.array_equal(union[name][0], pixels), name
         assert union[name][1] == text, name  # same cache key, so training reuses either

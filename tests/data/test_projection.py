@@ -269,7 +269,7 @@ def mask_mip(volume):
     return project_mask(mask, volume), warnings
 
 
-@pytest.mark.parametrize("slope, intercept", [(1.0, -1024.0), (2.0, -1000.0), (-1.0, 1000.0), (0.7, -1024.0)])
+@pytest.mark.parametrize("slope, intercept", [(1.0, -1024.0), (2.0, -1000.0), (-1.0, 1000.0), (0.7, -1024.0), (1.0, 130000.0)])
 def test_slab_values_in_stored_integers_match_their_definitions_in_hu(slope, intercept):
     """Integer files are tested and summed in their stored values; the results are those of HU."""
     stored = np.random.default_rng(4).integers(-1500, 3500, (6, 7, 9)).astype(np.int16)
