@@ -80,8 +80,8 @@ class SlabValues:
 @dataclass(frozen=True, kw_only=True)
 class ExtraProjection:
     """A projection along S besides the MIP: what each line through the volume holds, and how it
-    becomes network input. Made in the MIP's streamed pass: each slab of the volume gives partial
-    planes (:meth:`slab_parts`), joined across slabs with :attr:`combine` and finished into one
+    becomes network input. Made in the MIP's streamed pass: each slab of the volume gives a
+    partial sum (:meth:`slab_sum`), the slabs' sums are added, and the total is finished into the
     plane (:meth:`finish`)."""
 
     description: str
@@ -89,16 +89,15 @@ class ExtraProjection:
     span: float  # network input = (value - air) / span: about 0 to 1 over a head
     png_step: float  # resolution: values are kept as 16-bit round(value / png_step) + png_offset
     png_offset: int = 0
-    combine: tuple = (np.add,)  # one ufunc per partial plane, joining two slabs' partial planes
 
-    def slab_parts(self, slab: SlabValues, axis: int, ranks: np.ndarray, slice_mm: float, n_along: int) -> list[np.ndarray]:
-        """Partial planes of a slab whose lines run along ``axis``. ``ranks`` numbers the
-        slab's voxels along it by their place along S in the volume (1 the most inferior, up to
-        ``n_along``), ``slice_mm`` apart."""
+    def slab_sum(self, slab: SlabValues, axis: int, ranks: np.ndarray, slice_mm: float, n_along: int) -> np.ndarray:
+        """A slab's part of the sum, per line along ``axis``. ``ranks`` numbers the slab's voxels
+        along it by their place along S in the volume (1 the most inferior, up to ``n_along``),
+        ``slice_mm`` apart."""
         raise NotImplementedError
 
-    def finish(self, parts: list[np.ndarray], slice_mm: float, n_along: int, pixel_mm2: float) -> np.ndarray:
-        """The whole volume's joined partial planes -> the plane, in this projection's units."""
+    def finish(self, total: np.ndarray, slice_mm: float, n_along: int, pixel_mm2: float) -> np.ndarray:
+        """The sum over the whole volume -> the plane, in this projection's units."""
         raise NotImplementedError
 
     def normalize(self, values: np.ndarray) -> np.ndarray:
@@ -121,13 +120,13 @@ class LineTotal(ExtraProjection):
     hu_range: tuple[float, float]
     average: bool
 
-    def slab_parts(self, slab: SlabValues, axis: int, ranks: np.ndarray, slice_mm: float, n_along: int) -> list[np.ndarray]:
+    def slab_sum(self, slab: SlabValues, axis: int, ranks: np.ndarray, slice_mm: float, n_along: int) -> np.ndarray:
         if self.average:
-            return [slab.clipped_sum(*self.hu_range, axis)]
-        return [slab.within(*self.hu_range).sum(axis=axis, dtype=np.int32)]
+            return slab.clipped_sum(*self.hu_range, axis)
+        return slab.within(*self.hu_range).sum(axis=axis, dtype=np.int32)
 
-    def finish(self, parts: list[np.ndarray], slice_mm: float, n_along: int, pixel_mm2: float) -> np.ndarray:
-        return parts[0] * (1.0 / n_along if self.average else slice_mm)
+    def finish(self, total: np.ndarray, slice_mm: float, n_along: int, pixel_mm2: float) -> np.ndarray:
+        return total * (1.0 / n_along if self.average else slice_mm)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -151,7 +150,7 @@ class TissueBelowTop(ExtraProjection):
     def voxels_per_layer(self, slice_mm: float) -> int:
         return int(np.clip(round(self.layer_mm / slice_mm), 1, 255))  # counts are kept as uint8
 
-    def slab_parts(self, slab: SlabValues, axis: int, ranks: np.ndarray, slice_mm: float, n_along: int) -> list[np.ndarray]:
+    def slab_sum(self, slab: SlabValues, axis: int, ranks: np.ndarray, slice_mm: float, n_along: int) -> np.ndarray:
         """Per line, the tissue voxels in each layer (0 in the layers this slab does not reach)."""
         k = self.voxels_per_layer(slice_mm)
         layer = (ranks.astype(np.intp) - 1) // k
@@ -161,19 +160,18 @@ class TissueBelowTop(ExtraProjection):
         for start, stop in zip(bounds[:-1], bounds[1:]):  # a sum per run: numpy's reduceat is 20x slower here
             run = tissue[(slice(None),) * axis + (slice(start, stop),)]
             counts[..., layer[start]] = run.sum(axis=axis, dtype=np.uint8)
-        return [counts]
+        return counts
 
-    def finish(self, parts: list[np.ndarray], slice_mm: float, n_along: int, pixel_mm2: float) -> np.ndarray:
-        counts = parts[0]
-        k = self.voxels_per_layer(slice_mm)
+    def finish(self, total: np.ndarray, slice_mm: float, n_along: int, pixel_mm2: float) -> np.ndarray:
+        k = self.voxels_per_layer(slice_mm)  # total: tissue voxels per line and layer
         slices = np.bincount(np.arange(n_along) // k)  # per layer (the most superior one may be thinner)
-        area_mm2 = counts.reshape(-1, counts.shape[-1]).sum(axis=0, dtype=np.int64) * pixel_mm2 / slices
+        area_mm2 = total.reshape(-1, total.shape[-1]).sum(axis=0, dtype=np.int64) * pixel_mm2 / slices
         held = np.flatnonzero(area_mm2 >= self.top_area_mm2)
         if held.size == 0:  # no head: nothing below its top
-            return np.zeros(counts.shape[:-1], np.float32)
+            return np.zeros(total.shape[:-1], np.float32)
         top = int(held[-1])
         n_band = max(1, round(self.band_mm / (k * slice_mm)))
-        band = counts[..., max(0, top + 1 - n_band) : top + 1].sum(axis=-1, dtype=np.int32)
+        band = total[..., max(0, top + 1 - n_band) : top + 1].sum(axis=-1, dtype=np.int32)
         return band.astype(np.float32) * np.float32(slice_mm)
 
 

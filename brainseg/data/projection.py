@@ -120,17 +120,16 @@ def project_volume(volume: NiftiVolume, extra: tuple[str, ...] = ()) -> tuple[np
             values = SlabValues(slab, volume)
             ranks = (indices + 1 if volume.orientation[axis, 1] > 0 else n_along - indices).astype(rank_type)  # 1 = most inferior
             for name in extra:
-                parts += EXTRA_PROJECTIONS[name].slab_parts(values, ax, ranks, slice_mm, n_along)
+                parts.append(EXTRA_PROJECTIONS[name].slab_sum(values, ax, ranks, slice_mm, n_along))
         return parts
 
-    combine = [np.maximum if take_max else np.minimum] + [join for name in extra for join in EXTRA_PROJECTIONS[name].combine]
-    mip, *partials = _reduce_slabs(volume, axis, reduce_slab, combine)
+    combine = [np.maximum if take_max else np.minimum] + [np.add] * len(extra)
+    mip, *totals = _reduce_slabs(volume, axis, reduce_slab, combine)
     mip, spacing = _to_display(volume, volume.scale(mip), axis)
     planes = {}
-    for name in extra:  # at the cache's resolution, so a cached case equals a fresh one
+    for name, total in zip(extra, totals):  # at the cache's resolution, so a cached case equals a fresh one
         kind = EXTRA_PROJECTIONS[name]
-        parts, partials = partials[: len(kind.combine)], partials[len(kind.combine) :]
-        plane = kind.finish(parts, slice_mm, n_along, pixel_mm2)
+        plane = kind.finish(total, slice_mm, n_along, pixel_mm2)
         planes[name] = kind.dequantize(kind.quantize(_to_display(volume, plane, axis)[0]))
     return mip, planes, spacing
 

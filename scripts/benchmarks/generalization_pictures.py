@@ -1,8 +1,9 @@
 """Pictures of the generalization matrix's worst cases: where a model fails, for a person to look at.
 
 Truth is drawn in green and prediction in red (:mod:`brainseg.visualization`). The MIP case is
-its MIP and the extra projections the model takes, with both footprints; the 3-D case is a coronal and a sagittal slice through the
-middle of the true brain, in RAS display (superior up), with both masks' outlines.
+its MIP and the extra projections the model takes, with both footprints; the 3-D case is a
+coronal and a sagittal slice through the middle of the true brain, in RAS display (superior
+up), with both masks' outlines.
 """
 
 from __future__ import annotations
