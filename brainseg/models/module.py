@@ -136,11 +136,11 @@ class SegmentationModule(pl.LightningModule):
             # sync_dist: under DDP the logged loss is the mean over all processes, not rank 0's share
             # (the torchmetrics below sync themselves); a no-op in a single process.
             self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=True, batch_size=size, sync_dist=True)
-        for name, metric in metrics.items():
-            metric(prediction.unsqueeze(1), truth.unsqueeze(1))
+        for name, metric in metrics.items():  # update, not forward: logged per epoch only, no batch value needed
+            metric.update(prediction.unsqueeze(1), truth.unsqueeze(1))
             self.log(f"{stage}/{name}", metric, on_step=False, on_epoch=True, prog_bar=name == "dice", batch_size=size)
         if stage in self.case_dice and "case" in batch:
-            self.case_dice[stage](prediction, truth, batch["case"])
+            self.case_dice[stage].update(prediction, truth, batch["case"])
             self.log(f"{stage}/case_dice", self.case_dice[stage], on_step=False, on_epoch=True, batch_size=size)
         return loss
 
