@@ -103,3 +103,14 @@ def test_config_rebuilds_the_same_network():
     twin = LeanUNet(**net.config)
     assert twin.config == net.config
     assert [p.shape for p in twin.parameters()] == [p.shape for p in net.parameters()]
+
+
+def test_norm_momentum_sets_every_batch_norm_and_a_record_without_it_rebuilds_torchs_default():
+    net = LeanUNet(channels=(4, 8), norm_momentum=0.3)
+    momenta = {m.momentum for m in net.modules() if isinstance(m, nn.BatchNorm2d)}
+    assert momenta == {0.3}
+    assert LeanUNet(**net.config).config["norm_momentum"] == 0.3  # the checkpoint's record rebuilds it
+    earlier = {key: value for key, value in net.config.items() if key != "norm_momentum"}  # checkpoints before 2026-12-02
+    assert {m.momentum for m in LeanUNet(**earlier).modules() if isinstance(m, nn.BatchNorm2d)} == {0.1}
+    with pytest.raises(ValueError, match="norm_momentum must be in"):
+        LeanUNet(norm_momentum=0.0)
