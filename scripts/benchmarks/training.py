@@ -55,6 +55,8 @@ CANDIDATES = {
     "lean wide fp32": ["model.net.channels=[16,32,64,128]"],
     "lean 3 levels fp32": ["model.net.channels=[8,16,32]"],
     "lean top_stride 4 fp32": ["model.net.top_stride=4"],  # the top level at a quarter of the side
+    # the same with 16 channels in 3 levels: the deepest level as deep and as wide as ours
+    "lean top_stride 4 16ch fp32": ["model.net.top_stride=4", "model.net.channels=[16,32,64]"],
 }
 # The default run as a user runs it, with a CSV logger instead of TensorBoard and no progress bar.
 UNLOGGED = ["logger=csv", "callbacks.progress_bar=null", "+trainer.enable_progress_bar=false", "+trainer.enable_model_summary=false"]
