@@ -85,7 +85,7 @@ def _training(t: dict, machine: dict) -> list[str]:
             )
     lines.append(
         "- **Where ours' step went** (torch profiler, bare step, 2026-12-02): batch normalization of the two 8-channel "
-        "layers at half the side took a fifth of it. PyTorch's NHWC batch normalization on the CPU runs forward and "
+        "layers at half the side took a seventh of it. PyTorch's NHWC batch normalization on the CPU runs forward and "
         "backward 4x slower than its NCHW one at 8 channels (2.3 ms against 0.55 ms for 8x8x64x64), at par from 16 "
         "channels on. `LayoutAwareBatchNorm2d` trains such layers in NCHW: the step went from 19.9 to 17.0 ms (MONAI's "
         "UNet: 15-16 ms in NCHW)."
@@ -127,8 +127,8 @@ def _training(t: dict, machine: dict) -> list[str]:
             "42, 1, 2, 3, 4, one run each, 2026-12-02) it "
             "ends with test Dice 0.9822, 0.9834, 0.9838, 0.9839, 0.9836 (mean 0.9834) against ours' 0.9846, 0.9836, "
             "0.9806, 0.9850, 0.9846 (0.9837); on the 100 wide generalization cases with mean Dice 0.9811 against 0.9822 "
-            "(lower for 4 seeds of 5) and a worst case of 0.944-0.951 against 0.935-0.954; in 0.83x ours' training "
-            "time (median 29.1 s against 35.2 s). It is not the default: the default may not lose wide Dice for speed."
+            "(lower for 4 seeds of 5) and a worst case of 0.944-0.951 against 0.935-0.954; in 0.83x ours' time (whole "
+            "process, median 29.1 s against 35.2 s). It is not the default: the default may not lose wide Dice for speed."
         )
     runs = t.get("default_run")
     if runs:
