@@ -27,6 +27,16 @@ from brainseg.data.discovery import CaseRecord
 
 CACHE_VERSION = 1  # bump when a representation changes what it writes
 HU_OFFSET = 32768  # 16-bit PNGs of HU (MIPs, the mean projection) hold HU + 32768
+
+
+def hu_to_png(hu: np.ndarray) -> np.ndarray:
+    """HU as the 16-bit PNG cache holds them: whole HU + :data:`HU_OFFSET`, clipped to uint16."""
+    return np.clip(np.rint(hu) + HU_OFFSET, 0, 65535).astype(np.uint16)
+
+
+def hu_from_png(pixels: np.ndarray) -> np.ndarray:
+    """The HU (float32) that :func:`hu_to_png` stored."""
+    return pixels.astype(np.float32) - HU_OFFSET
 # A cache file is written in well under a second; a temporary nobody touched for an hour has no writer.
 STALE_AFTER_S = 3600.0
 TEMPORARY_NAME = re.compile(r"\..+-(?P<pid>\d+)@(?P<host>[^@/]+)-[^-]+\.tmp")  # see write_atomically

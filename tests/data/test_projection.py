@@ -148,14 +148,20 @@ def test_the_tissue_below_the_top_of_the_head_holds_the_brain_not_the_neck_under
     assert plane[~brain & ~neck].max() == 0.0
 
 
-def test_a_cached_case_equals_a_fresh_one_extra_projections_included(tmp_path):
+@pytest.mark.parametrize("fraction", [0.0, 0.37], ids=["whole HU", "fractional HU"])
+def test_a_cached_case_equals_a_fresh_one_extra_projections_included(tmp_path, fraction):
+    """The first run, which prepares the cache, trains on the same arrays as every later run, which
+    reads it: a float volume's fractional HU are whole in both (the first run's test Dice differed)."""
     image, mask = phantom((20, 18, 10))
+    image = image.astype(np.float32) + fraction if fraction else image
     record = CaseRecord("c", write_nifti(tmp_path / "c.nii.gz", image, RAS_AFFINE), write_nifti(tmp_path / "c_ROI.nii.gz", mask, RAS_AFFINE))
     representation = MipRepresentation(("mean", "bone_mm", "tissue_mm"))
     fresh = representation.make(open_case(record))
     cache = representation.cache(tmp_path / "cache")
     cache.store("c", "key", fresh)
     cached = cache.load("c", "key")
+    np.testing.assert_array_equal(cached.image, fresh.image)
+    assert cached.image.dtype == fresh.image.dtype == np.float32
     for name in ("mean", "bone_mm", "tissue_mm"):
         np.testing.assert_array_equal(cached.extra[name], fresh.extra[name], err_msg=name)
 
