@@ -28,18 +28,20 @@ from brainseg.data.discovery import CaseRecord
 CACHE_VERSION = 1  # bump when a representation changes what it writes
 HU_OFFSET = 32768  # 16-bit PNGs of HU (MIPs, the mean projection) hold HU + 32768
 
-
-def hu_to_png(hu: np.ndarray) -> np.ndarray:
-    """HU as the 16-bit PNG cache holds them: whole HU + :data:`HU_OFFSET`, clipped to uint16."""
-    return np.clip(np.rint(hu) + HU_OFFSET, 0, 65535).astype(np.uint16)
-
-
-def hu_from_png(pixels: np.ndarray) -> np.ndarray:
-    """The HU (float32) that :func:`hu_to_png` stored."""
-    return pixels.astype(np.float32) - HU_OFFSET
 # A cache file is written in well under a second; a temporary nobody touched for an hour has no writer.
 STALE_AFTER_S = 3600.0
 TEMPORARY_NAME = re.compile(r"\..+-(?P<pid>\d+)@(?P<host>[^@/]+)-[^-]+\.tmp")  # see write_atomically
+
+
+def to_png16(values: np.ndarray, step: float = 1.0, offset: int = HU_OFFSET) -> np.ndarray:
+    """Values as the cache's 16-bit PNGs hold them: round(values / step) + offset, clipped to
+    uint16. The defaults are HU (MIPs, the mean projection) in whole HU."""
+    return np.clip(np.rint(np.asarray(values) / step) + offset, 0, 65535).astype(np.uint16)
+
+
+def from_png16(stored: np.ndarray, step: float = 1.0, offset: int = HU_OFFSET) -> np.ndarray:
+    """The values (float32) that :func:`to_png16` stored."""
+    return ((stored.astype(np.float32) - offset) * np.float32(step)).astype(np.float32)
 
 
 def _fingerprint(path: Path | None) -> list | None:

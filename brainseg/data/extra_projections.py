@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from brainseg.data.cache import HU_OFFSET
+from brainseg.data.cache import HU_OFFSET, from_png16, to_png16
 from brainseg.data.nifti import NiftiVolume
 
 SOFT_TISSUE_HU = (0.0, 100.0)  # brain, muscle, blood; not fat, contrast-filled vessels or bone
@@ -105,11 +105,11 @@ class ExtraProjection:
 
     def quantize(self, values: np.ndarray) -> np.ndarray:
         """Values -> their 16-bit cached form."""
-        return np.clip(np.rint(np.asarray(values) / self.png_step) + self.png_offset, 0, 65535).astype(np.uint16)
+        return to_png16(values, self.png_step, self.png_offset)
 
     def dequantize(self, stored: np.ndarray) -> np.ndarray:
         """The 16-bit cached form -> values (float32)."""
-        return ((stored.astype(np.float32) - self.png_offset) * np.float32(self.png_step)).astype(np.float32)
+        return from_png16(stored, self.png_step, self.png_offset)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from brainseg.data.cache import hu_from_png, hu_to_png, read_png, write_png_atomically
+from brainseg.data.cache import from_png16, read_png, to_png16, write_png_atomically
 from brainseg.data.cases import OpenedCase
 from brainseg.data.extra_projections import (
     EXTRA_PROJECTIONS,
@@ -126,7 +126,7 @@ def project_volume(volume: NiftiVolume, extra: tuple[str, ...] = ()) -> tuple[np
     combine = [np.maximum if take_max else np.minimum] + [np.add] * len(extra)
     mip, *totals = _reduce_slabs(volume, axis, reduce_slab, combine)
     mip, spacing = _to_display(volume, volume.scale(mip), axis)
-    mip = hu_from_png(hu_to_png(mip))  # whole HU, as the cache holds them: a fresh case equals a cached one
+    mip = from_png16(to_png16(mip))  # whole HU, as the cache holds them: a fresh case equals a cached one
     planes = {}
     for name, total in zip(extra, totals):  # at the cache's resolution, so a cached case equals a fresh one
         kind = EXTRA_PROJECTIONS[name]
@@ -204,7 +204,7 @@ class MipCache:
             if cached is None or cached[1].get("brainseg-key") != key:
                 return None
             planes[name] = EXTRA_PROJECTIONS[name].dequantize(cached[0])
-        hu = hu_from_png(pixels)
+        hu = from_png16(pixels)
         spacing = tuple(float(s) for s in text["spacing"].split(","))
         return Projection(hu, mask, spacing, json.loads(text.get("warnings", "[]")), planes)
 
@@ -220,7 +220,7 @@ class MipCache:
             write_png_atomically((projection.mask > 0).astype(np.uint8) * 255, self.mask_path(case_id), text)
         for name in self.extra:
             write_png_atomically(EXTRA_PROJECTIONS[name].quantize(projection.extra[name]), self.extra_path(case_id, name), text)
-        write_png_atomically(hu_to_png(projection.image), self.image_path(case_id), text)
+        write_png_atomically(to_png16(projection.image), self.image_path(case_id), text)
 
 
 @dataclass(frozen=True)

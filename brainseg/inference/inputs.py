@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from brainseg.data.cache import HU_OFFSET, hu_from_png
+from brainseg.data.cache import HU_OFFSET, from_png16
 from brainseg.data.cases import open_case
 from brainseg.data.dicom import DicomSeries
 from brainseg.data.dicom_study import scan_study
@@ -118,7 +118,7 @@ def read_mip_png(path: str | Path, hu_window: tuple[float, float]) -> Projection
         low, high = float(hu_window[0]), float(hu_window[1])
         hu = low + pixels.astype(np.float32) / 255.0 * (high - low)
     elif mode in ("I;16", "I;16B", "I"):
-        hu = hu_from_png(pixels)
+        hu = from_png16(pixels)
     else:
         raise BadCaseError(path, f"expected a grayscale MIP PNG (8-bit windowed or 16-bit HU+{HU_OFFSET}), got mode {mode}")
     if min(hu.shape) < 2:
