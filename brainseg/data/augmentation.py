@@ -100,69 +100,127 @@ class Augmentation:
         self, image: torch.Tensor, mask: torch.Tensor, generator: torch.Generator | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Augment a ``(C, H, W)`` image and its ``(1, H, W)`` float mask together."""
-        draw = _Draw(generator)
-        air = image.amin()  # CT's minimum is air, whatever the normalization
-        image, mask = self._geometry(image, mask, air, draw)
-        image, mask = self._field_of_view(image, mask, air, draw)
-        image = self._resolution(image, draw)
-        return self._intensity(image, draw), mask
+        images, masks = self.batch(image[None], mask[None], [generator])
+        return images[0], masks[0]
 
-    def _geometry(self, image, mask, air, draw: "_Draw"):
+    def batch(
+        self, images: torch.Tensor, masks: torch.Tensor, generators: list[torch.Generator | None]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Augment ``(N, C, H, W)`` images and their ``(N, 1, H, W)`` float masks, sample ``i``
+        drawn from ``generators[i]``: each sample as :meth:`__call__` augments it alone, bit for
+        bit, with one sampling grid and one intensity change for the whole batch (two thirds of
+        the time of eight samples one by one). The inputs are left as they are."""
+        draws = [self._draw(images.shape[1:], _Draw(generator)) for generator in generators]
+        air = images.amin(dim=(1, 2, 3), keepdim=True)  # CT's minimum is air, whatever the normalization
+        images, masks = self._geometry(images, masks, air, draws)
+        for i, draw in enumerate(draws):
+            self._cut_field_of_view(images[i], masks[i], air[i], draw.cuts)
+            if draw.blur_sigma is not None or draw.low_resolution is not None:
+                images[i] = self._resolution(images[i], draw)
+        return self._intensity(images, draws), masks
+
+    def _draw(self, shape: torch.Size, draw: "_Draw") -> "SampleDraw":
+        """Every random number of one sample, in the order they have always been drawn."""
         angle = math.radians(draw.uniform(self.rotate_deg))
         zoom = 1.0 + draw.uniform(self.scale)
         flip_x, flip_y = draw.chance(self.flip_lr), draw.chance(self.flip_ap)
         shift = [2 * draw.uniform(self.translate), 2 * draw.uniform(self.translate)]
-        if not (angle or zoom != 1.0 or flip_x or flip_y or any(shift)):
-            return image, mask
-        theta = torch.cat([similarity_matrix(angle, zoom, flip_x, flip_y), torch.tensor(shift)[:, None]], dim=1)[None]
-        grid = F.affine_grid(theta, [1, *image.shape], align_corners=False)
-        # Sample (image - air) with zero padding: what comes in from outside the image is air.
-        image = F.grid_sample((image - air)[None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0] + air
-        mask = F.grid_sample(mask[None], grid, mode="nearest", padding_mode="zeros", align_corners=False)[0]
-        return image, mask
+        theta = None
+        if angle or zoom != 1.0 or flip_x or flip_y or any(shift):
+            theta = torch.cat([similarity_matrix(angle, zoom, flip_x, flip_y), torch.tensor(shift)[:, None]], dim=1)
+        sample = SampleDraw(theta=theta, cuts=self._draw_cuts(shape, draw))
+        if (self.blur_sigma or self.low_resolution) and draw.chance(self.resolution_prob):
+            if bool(self.blur_sigma) and (not self.low_resolution or draw.chance(0.5)):
+                sample.blur_sigma = draw.uniform_between(0.0, self.blur_sigma)
+            else:
+                sample.low_resolution = draw.uniform_between(0.0, self.low_resolution)
+        if self.gamma:
+            sample.gamma = math.exp(draw.uniform(math.log1p(self.gamma)))
+        if self.intensity_scale or self.intensity_shift:
+            sample.contrast = 1.0 + draw.uniform(self.intensity_scale)
+            sample.brightness = draw.uniform(self.intensity_shift)
+        if self.noise_std:
+            std = draw.uniform_between(0.0, self.noise_std)
+            sample.noise = torch.randn(tuple(shape), generator=draw.generator) * std
+        return sample
 
-    def _field_of_view(self, image, mask, air, draw: "_Draw"):
+    def _draw_cuts(self, shape: torch.Size, draw: "_Draw") -> list[tuple[int, int]]:
+        """Field-of-view cuts as ``(side, pixels)``: side 0-3 is top, bottom, left, right."""
         if not (self.fov_crop and draw.chance(self.fov_crop_prob)):
-            return image, mask
+            return []
         sides = 1 if self.fov_crop_sides <= 1 else 1 + min(self.fov_crop_sides - 1, int(draw.uniform_between(0, self.fov_crop_sides)))
-        image, mask = image.clone(), mask.clone()
+        cuts = []
         for _ in range(min(sides, 4)):  # a side drawn twice is cut twice: by the larger band
-            side = min(3, int(draw.uniform_between(0, 4)))  # top, bottom, left, right
+            side = min(3, int(draw.uniform_between(0, 4)))
+            length = shape[-2] if side < 2 else shape[-1]
+            cuts.append((side, int(round(draw.uniform_between(0.0, self.fov_crop) * length))))
+        return [cut for cut in cuts if cut[1]]
+
+    @staticmethod
+    def _geometry(images, masks, air, draws: list["SampleDraw"]):
+        moved = [i for i, draw in enumerate(draws) if draw.theta is not None]
+        if not moved:
+            return images.clone(), masks.clone()
+        index = torch.tensor(moved)
+        theta = torch.stack([draws[i].theta for i in moved])
+        grid = F.affine_grid(theta, [len(moved), *images.shape[1:]], align_corners=False)
+        # Sample (image - air) with zero padding: what comes in from outside the image is air.
+        sampled = F.grid_sample(images[index] - air[index], grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        sampled_masks = F.grid_sample(masks[index], grid, mode="nearest", padding_mode="zeros", align_corners=False)
+        if len(moved) == len(draws):
+            return sampled + air, sampled_masks
+        images, masks = images.clone(), masks.clone()
+        images[index], masks[index] = sampled + air[index], sampled_masks
+        return images, masks
+
+    @staticmethod
+    def _cut_field_of_view(image, mask, air, cuts: list[tuple[int, int]]) -> None:
+        """Air in the image and no brain in the mask along each cut border, in place."""
+        for side, cut in cuts:
             length = image.shape[-2] if side < 2 else image.shape[-1]
-            cut = int(round(draw.uniform_between(0.0, self.fov_crop) * length))
-            if cut == 0:
-                continue
             band = slice(0, cut) if side % 2 == 0 else slice(length - cut, None)
             rows, cols = (band, slice(None)) if side < 2 else (slice(None), band)
             image[..., rows, cols] = air
             mask[..., rows, cols] = 0
-        return image, mask
 
-    def _resolution(self, image, draw: "_Draw"):
-        if not ((self.blur_sigma or self.low_resolution) and draw.chance(self.resolution_prob)):
-            return image
-        use_blur = bool(self.blur_sigma) and (not self.low_resolution or draw.chance(0.5))
-        if use_blur:
-            sigma = draw.uniform_between(0.0, self.blur_sigma)
-            return gaussian_blur(image, sigma) if sigma > 0.05 else image
-        factor = 1.0 + draw.uniform_between(0.0, self.low_resolution)
+    @staticmethod
+    def _resolution(image, draw: "SampleDraw"):
+        if draw.blur_sigma is not None:
+            return gaussian_blur(image, draw.blur_sigma) if draw.blur_sigma > 0.05 else image
+        factor = 1.0 + draw.low_resolution
         height, width = image.shape[-2:]
         small = [max(4, round(height / factor)), max(4, round(width / factor))]
         low = F.interpolate(image[None], size=small, mode="bilinear", align_corners=False, antialias=True)
         return F.interpolate(low, size=(height, width), mode="bilinear", align_corners=False)[0]
 
-    def _intensity(self, image, draw: "_Draw"):
-        if self.gamma:
-            low, high = image.amin(), image.amax()
-            if high > low:
-                gamma = math.exp(draw.uniform(math.log1p(self.gamma)))
-                image = low + (high - low) * ((image - low) / (high - low)) ** gamma
-        if self.intensity_scale or self.intensity_shift:
-            image = image * (1.0 + draw.uniform(self.intensity_scale)) + draw.uniform(self.intensity_shift)
-        if self.noise_std:
-            std = draw.uniform_between(0.0, self.noise_std)
-            image = image + torch.randn(image.shape, generator=draw.generator) * std
-        return image
+    @staticmethod
+    def _intensity(images, draws: list["SampleDraw"]):
+        for i, draw in enumerate(draws):
+            if draw.gamma is not None:
+                low, high = images[i].amin(), images[i].amax()
+                if high > low:
+                    images[i] = low + (high - low) * ((images[i] - low) / (high - low)) ** draw.gamma
+        if draws[0].contrast is not None:
+            contrast = torch.tensor([draw.contrast for draw in draws], dtype=images.dtype).view(-1, 1, 1, 1)
+            brightness = torch.tensor([draw.brightness for draw in draws], dtype=images.dtype).view(-1, 1, 1, 1)
+            images = images * contrast + brightness
+        if draws[0].noise is not None:
+            images = images + torch.stack([draw.noise for draw in draws])
+        return images
+
+
+@dataclass
+class SampleDraw:
+    """What one sample's augmentation drew: everything :meth:`Augmentation.batch` needs to apply it."""
+
+    theta: torch.Tensor | None  # (2, 3) affine map from output to input coordinates; None: no change
+    cuts: list[tuple[int, int]]  # field-of-view cuts, (side, pixels)
+    blur_sigma: float | None = None  # Gaussian blur, pixels
+    low_resolution: float | None = None  # downsampling factor - 1, and back up
+    gamma: float | None = None
+    contrast: float | None = None  # the image times this, plus brightness
+    brightness: float | None = None
+    noise: torch.Tensor | None = None  # added, already scaled by the drawn standard deviation
 
 
 class _Draw:

@@ -95,13 +95,23 @@ class SliceDataset(Dataset):
         return hu, mask
 
     def __getitem__(self, key) -> dict:
-        index, generator = draw_generator(key)
-        case, z = (int(v) for v in self.items[index])
-        hu, mask = self.crop(case, z)
-        image, target = torch.from_numpy(self.normalize(hu)), torch.from_numpy(mask).float()
+        return self.__getitems__([key])[0]
+
+    def __getitems__(self, keys: list) -> list[dict]:
+        """A batch's samples, augmented together (:meth:`Augmentation.batch`: as one by one)."""
+        indices, generators = zip(*(draw_generator(key) for key in keys))
+        cases, images, targets = [], [], []
+        for index in indices:
+            case, z = (int(v) for v in self.items[index])
+            hu, mask = self.crop(case, z)
+            cases.append(case)
+            images.append(torch.from_numpy(self.normalize(hu)))
+            targets.append(torch.from_numpy(mask).float())
+        images, targets = torch.stack(images), torch.stack(targets)
         if self.augmentation is not None:
-            image, target = self.augmentation(image, target, generator)
-        return {"image": image, "mask": target, "index": index, "case": case}
+            images, targets = self.augmentation.batch(images, targets, list(generators))
+        return [{"image": image, "mask": target, "index": index, "case": case}
+                for image, target, index, case in zip(images, targets, indices, cases)]
 
 
 def brain_centre(mask: np.ndarray) -> tuple[float, float]:

@@ -133,3 +133,18 @@ def test_the_same_generator_state_gives_the_same_sample():
     first = augment(image, mask, torch.Generator().manual_seed(11))
     second = augment(image, mask, torch.Generator().manual_seed(11))
     assert torch.equal(first[0], second[0]) and torch.equal(first[1], second[1])
+
+
+@pytest.mark.parametrize("name", ["everything", "field-of-view corners", "zoom"])
+def test_a_batch_is_augmented_exactly_as_its_samples_one_by_one(name):
+    """Training augments a batch at once (MipDataset.__getitems__); each sample must come out as
+    the same sample with the same generator alone, bit for bit, and the inputs stay untouched."""
+    augment = Augmentation(**TRANSFORMS[name])
+    torch.manual_seed(0)
+    images, masks = torch.rand(6, 3, 40, 48), (torch.rand(6, 1, 40, 48) > 0.5).float()
+    before = images.clone(), masks.clone()
+    out_images, out_masks = augment.batch(images, masks, [torch.Generator().manual_seed(seed) for seed in range(6)])
+    assert torch.equal(images, before[0]) and torch.equal(masks, before[1])
+    for seed in range(6):
+        image, mask = augment(images[seed], masks[seed], torch.Generator().manual_seed(seed))
+        assert torch.equal(out_images[seed], image) and torch.equal(out_masks[seed], mask)
