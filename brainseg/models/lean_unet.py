@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from brainseg.models.unet import NORMS, check_arguments, check_input_size
@@ -131,7 +132,6 @@ class LeanUNet(nn.Module):
         for deeper, width in zip(channels[:0:-1], channels[-2::-1]):
             self.upsamplers.append(nn.ConvTranspose2d(deeper, width, kernel_size=2, stride=2))
             self.decoders.append(conv_norm_act(2 * width, width, norm))
-        self.space_to_depth = nn.PixelUnshuffle(top_stride)
         pixels = top_stride * top_stride
         self.head = nn.Conv2d(channels[0] + pixels * in_channels, pixels * out_channels, 3, padding=1)
         self.depth_to_space = nn.PixelShuffle(top_stride)
@@ -159,4 +159,29 @@ class LeanUNet(nn.Module):
             skips.append(x)
         for upsample, decoder, skip in zip(self.upsamplers, self.decoders, reversed(skips[:-1])):
             x = decoder(torch.cat([upsample(x), skip], dim=1))
-        return self.depth_to_space(self.head(torch.cat([x, self.space_to_depth(image)], dim=1)))
+        return self.depth_to_space(self._head(x, image))
+
+    def _head(self, features: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        """The head's 3x3 convolution of ``[features, space_to_depth(image)]``, computed as two.
+
+        The image part runs on the image itself: a 3x3 convolution of its ``r x r`` blocks (``r``
+        the top stride) is a ``3r x 3r`` convolution with stride ``r`` whose kernel holds the same
+        weights in the pixels' places. The same logits (to float rounding) from the same
+        parameters, without copying the image into blocks and concatenating it to the features,
+        and without a gradient for the image: a third less time for the training step
+        (docs/benchmarks.md).
+        """
+        width, stride = self.config["channels"][0], self.config["top_stride"]
+        weight = self.head.weight
+        logits = F.conv2d(features, weight[:, :width], self.head.bias, padding=1)
+        return logits + F.conv2d(image, block_kernel(weight[:, width:], stride), stride=stride, padding=stride)
+
+
+def block_kernel(weight: torch.Tensor, block: int) -> torch.Tensor:
+    """A 3x3 kernel over ``PixelUnshuffle(block)`` channels as the ``3·block``-wide kernel over the
+    pixels themselves: channel ``c·block² + dy·block + dx`` at ``(ky, kx)`` goes to channel ``c`` at
+    ``(block·ky + dy, block·kx + dx)``."""
+    out_channels, blocks = weight.shape[:2]
+    in_channels = blocks // (block * block)
+    kernel = weight.reshape(out_channels, in_channels, block, block, 3, 3).permute(0, 1, 4, 2, 5, 3)
+    return kernel.reshape(out_channels, in_channels, 3 * block, 3 * block)

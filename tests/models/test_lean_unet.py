@@ -98,6 +98,23 @@ def test_fine_detail_reaches_the_output_at_full_resolution():
     assert change[5, 9] > 0 and len(set(block.flatten().tolist())) == 4
 
 
+@pytest.mark.parametrize("top_stride, in_channels", [(2, 1), (2, 5), (4, 3)])
+def test_the_head_is_a_3x3_convolution_of_the_features_beside_the_images_blocks(top_stride, in_channels):
+    """The head's definition (and what checkpoints hold): one 3x3 convolution over the top
+    level's features concatenated with PixelUnshuffle(top_stride) of the image. The network
+    computes the image's part as a strided convolution on the pixels; the logits must agree."""
+    torch.manual_seed(0)
+    net = LeanUNet(in_channels=in_channels, channels=(4, 8, 16), top_stride=top_stride).eval()
+    image = torch.randn(2, in_channels, 64, 48)
+    captured = {}
+    net.decoders[-1].register_forward_hook(lambda module, args, output: captured.update(features=output))
+    with torch.no_grad():
+        logits = net(image)
+        blocks = nn.functional.pixel_unshuffle(image, top_stride)
+        expected = nn.functional.pixel_shuffle(net.head(torch.cat([captured["features"], blocks], dim=1)), top_stride)
+    torch.testing.assert_close(logits, expected, rtol=1e-5, atol=1e-5)
+
+
 def test_config_rebuilds_the_same_network():
     net = LeanUNet(in_channels=3, channels=(4, 8, 16), num_res_units=0, norm="instance", dropout=0.1)
     twin = LeanUNet(**net.config)
