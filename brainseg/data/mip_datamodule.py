@@ -47,7 +47,7 @@ class MipDataset(Dataset):
     from the sample's own seed (a key ``(index, draw seed)`` from the training sampler).
 
     The DataLoader fetches a batch's samples together (:meth:`__getitems__`), so that they are
-    augmented as one batch: the same samples as one by one, in a third of the time.
+    augmented as one batch: the same samples as one by one, in two thirds of the time.
     """
 
     def __init__(self, cases: list[MipCase], augmentation: Augmentation | None = None):

@@ -168,7 +168,7 @@ class LeanUNet(nn.Module):
         the top stride) is a ``3r x 3r`` convolution with stride ``r`` whose kernel holds the same
         weights in the pixels' places. The same logits (to float rounding) from the same
         parameters, without copying the image into blocks and concatenating it to the features,
-        and without a gradient for the image: a third less time for the training step
+        and without a gradient for the image: a tenth less time for the default training step
         (docs/benchmarks.md).
         """
         width, stride = self.config["channels"][0], self.config["top_stride"]
